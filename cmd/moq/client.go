@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"syscall"
+
+	quicgo "github.com/quic-go/quic-go"
+
+	"github.com/moqgo/moq"
+)
+
+// clientFlags are the flags every client command shares.
+type clientFlags struct {
+	url         string
+	broadcast   string
+	track       string
+	insecure    bool
+	fingerprint string
+	logLevel    string
+}
+
+func (c *clientFlags) register(fs *flag.FlagSet, defaultBroadcast, defaultTrack string) {
+	fs.StringVar(&c.url, "url", "", "relay URL: http://localhost:4443/ (local relay, trusts its self-signed certificate), https://..., moqt://host:port")
+	fs.StringVar(&c.broadcast, "broadcast", defaultBroadcast, "broadcast path")
+	fs.StringVar(&c.track, "track", defaultTrack, "track name")
+	fs.BoolVar(&c.insecure, "insecure", false, "accept any server certificate (testing only)")
+	fs.StringVar(&c.fingerprint, "fingerprint", "", "trust only the server certificate with this SHA-256 (64 hex digits)")
+	fs.StringVar(&c.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
+}
+
+// check reports missing required flags.
+func (c *clientFlags) check(fs *flag.FlagSet) error {
+	var missing []string
+	if c.url == "" {
+		missing = append(missing, "--url")
+	}
+	if c.broadcast == "" {
+		missing = append(missing, "--broadcast")
+	}
+	if len(missing) > 0 {
+		fmt.Fprintf(fs.Output(), "moq %s: missing %s\n", fs.Name(), strings.Join(missing, " and "))
+		fs.Usage()
+		return errUsage
+	}
+	return nil
+}
+
+// parseFlags parses args, printing the usage on mistakes.
+func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
+	fs.SetOutput(stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "moq %s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		fs.Usage()
+		return errUsage
+	}
+	return nil
+}
+
+func newLogger(level string, w io.Writer) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("bad --log-level %q: want debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+// dial connects with the shared flags and explains common failures.
+func (c *clientFlags) dial(ctx context.Context, cfg moq.Config, stderr io.Writer) (*moq.Session, error) {
+	log, err := newLogger(c.logLevel, stderr)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Logger = log
+	cfg.Fingerprint = c.fingerprint
+	if c.insecure {
+		cfg.TLSConfig = &tls.Config{InsecureSkipVerify: true}
+	}
+	sess, err := moq.Dial(ctx, c.url, &cfg)
+	if err != nil {
+		return nil, explainDial(c.url, err)
+	}
+	return sess, nil
+}
+
+// explainDial adds the likely fix to a connection failure.
+func explainDial(url string, err error) error {
+	var unknownCA x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	var verifyErr *tls.CertificateVerificationError
+	var idle *quicgo.IdleTimeoutError
+	var handshake *quicgo.HandshakeTimeoutError
+	switch {
+	case errors.Is(err, moq.ErrUnsupportedURL):
+		return err
+	case errors.As(err, &unknownCA), errors.As(err, &hostErr), errors.As(err, &verifyErr),
+		strings.Contains(err.Error(), "certificate"):
+		return fmt.Errorf("%v\nthe server's TLS certificate is not trusted: for a local relay use an http:// URL (it fetches the certificate hash), --fingerprint HEX, or --insecure", err)
+	case errors.As(err, &idle), errors.As(err, &handshake), errors.Is(err, syscall.ECONNREFUSED),
+		errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("cannot reach %s: %v (is the relay running?)", url, err)
+	}
+	return err
+}

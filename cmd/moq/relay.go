@@ -1,0 +1,48 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/moqgo/moq/relay"
+)
+
+// runRelay serves a relay until interrupted.
+func runRelay(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("relay", flag.ContinueOnError)
+	listen := fs.String("listen", relay.DefaultListen, "host:port for UDP (QUIC, WebTransport) and TCP (HTTP)")
+	certFile := fs.String("cert", "", "PEM certificate chain (default: a generated self-signed certificate)")
+	keyFile := fs.String("key", "", "PEM private key for --cert")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: moq relay [--listen HOST:PORT] [--cert FILE --key FILE] [--log-level LEVEL]")
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	log, err := newLogger(*logLevel, stderr)
+	if err != nil {
+		return err
+	}
+	r, err := relay.New(relay.Config{Listen: *listen, CertFile: *certFile, KeyFile: *keyFile, Logger: log})
+	if err != nil {
+		return err
+	}
+	host := hostOf(*listen)
+	fmt.Fprintf(stderr, "moq relay listening on %s port %d (UDP: QUIC and WebTransport; TCP: HTTP)\n", host, r.Port())
+	fmt.Fprintf(stderr, "certificate sha256: %s\n", r.Fingerprint())
+	fmt.Fprintf(stderr, "try: moq clock pub --url http://%s:%d/\n", host, r.Port())
+	return r.Run(ctx)
+}
+
+func hostOf(hostport string) string {
+	for i := len(hostport) - 1; i >= 0; i-- {
+		if hostport[i] == ':' {
+			return hostport[:i]
+		}
+	}
+	return hostport
+}

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/moqgo/moq"
+)
+
+// runSub prints one track of a broadcast to stdout, each frame followed by
+// "\n", until the track ends.
+func runSub(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("sub", flag.ContinueOnError)
+	var c clientFlags
+	c.register(fs, "", "0")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: moq sub --url URL --broadcast NAME [--track NAME]")
+		fmt.Fprintln(fs.Output(), "Prints the track's frames, one per line, until the track ends.")
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	if err := c.check(fs); err != nil {
+		return err
+	}
+
+	sess, err := c.dial(ctx, moq.Config{}, stderr)
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+
+	track, err := sess.ConsumeBroadcast(moq.NewPath(c.broadcast)).SubscribeTrack(moq.Track{Name: c.track})
+	if err != nil {
+		return err
+	}
+	defer track.Close()
+	err = printTrack(ctx, track, stdout)
+	switch {
+	case errors.Is(err, moq.ErrNotFound):
+		return fmt.Errorf("broadcast %q (track %q) not found on %s", c.broadcast, c.track, c.url)
+	case ctx.Err() != nil:
+		return nil
+	}
+	return err
+}
+
+// printTrack writes every frame of every group, in arrival order. A group
+// that fails part-way (dropped by the publisher or the relay) is skipped.
+func printTrack(ctx context.Context, track *moq.TrackConsumer, w io.Writer) error {
+	for {
+		group, err := track.NextGroup(ctx)
+		if err != nil {
+			return err
+		}
+		if group == nil {
+			return nil
+		}
+		for {
+			frame, err := group.ReadFrame(ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				break
+			}
+			if _, err := fmt.Fprintf(w, "%s\n", frame); err != nil {
+				return err
+			}
+		}
+	}
+}

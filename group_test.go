@@ -1,0 +1,463 @@
+package moq
+
+import (
+	"context"
+	"io"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// newTestGroup returns group 0 of a fresh track.
+func newTestGroup(t *testing.T) *GroupProducer {
+	t.Helper()
+	track := NewTrack(Track{Name: "groups"})
+	t.Cleanup(track.Close)
+	g, err := track.AppendGroup()
+	noErr(t, "AppendGroup", err)
+	t.Cleanup(g.Close)
+	return g
+}
+
+// nextFrameNow returns the next frame, failing if it would block, errors or
+// the group ended.
+func nextFrameNow(t *testing.T, c *GroupConsumer) *FrameConsumer {
+	t.Helper()
+	f, err := c.NextFrame(doneCtx)
+	noErr(t, "NextFrame", err)
+	if f == nil {
+		t.Fatal("NextFrame: group ended")
+	}
+	return f
+}
+
+// groupEndsNow fails unless NextFrame reports the end of the group.
+func groupEndsNow(t *testing.T, c *GroupConsumer) {
+	t.Helper()
+	f, err := c.NextFrame(doneCtx)
+	if f != nil || err != nil {
+		t.Fatalf("NextFrame = %v, %v; want end of group", f, err)
+	}
+}
+
+func TestGroupBasicFrameReading(t *testing.T) {
+	g := newTestGroup(t)
+	noErr(t, "WriteFrame", g.WriteFrame([]byte("frame0")))
+	noErr(t, "WriteFrame", g.WriteFrame([]byte("frame1")))
+	noErr(t, "Finish", g.Finish())
+
+	c := g.Consume()
+	for range 2 {
+		if f := nextFrameNow(t, c); f.Size() != 6 {
+			t.Fatalf("Size = %d", f.Size())
+		}
+	}
+	groupEndsNow(t, c)
+}
+
+func TestGroupReadFrameAllAtOnce(t *testing.T) {
+	g := newTestGroup(t)
+	noErr(t, "WriteFrame", g.WriteFrame([]byte("hello")))
+	noErr(t, "Finish", g.Finish())
+
+	c := g.Consume()
+	data, err := c.ReadFrame(doneCtx)
+	noErr(t, "ReadFrame", err)
+	if string(data) != "hello" {
+		t.Fatalf("ReadFrame = %q", data)
+	}
+	_, err = c.ReadFrame(doneCtx)
+	isErr(t, "ReadFrame at end", err, io.EOF)
+}
+
+func TestGroupReadFrameChunks(t *testing.T) {
+	g := newTestGroup(t)
+	f, err := g.CreateFrame(10)
+	noErr(t, "CreateFrame", err)
+	defer f.Close()
+	noErr(t, "Write", f.Write([]byte("hello")))
+	noErr(t, "Write", f.Write([]byte("world")))
+	noErr(t, "Finish", f.Finish())
+	noErr(t, "Finish", g.Finish())
+
+	fc := nextFrameNow(t, g.Consume())
+	var chunks []string
+	for {
+		chunk, err := fc.ReadChunk(doneCtx)
+		if err == io.EOF {
+			break
+		}
+		noErr(t, "ReadChunk", err)
+		chunks = append(chunks, string(chunk))
+	}
+	if len(chunks) != 2 || chunks[0] != "hello" || chunks[1] != "world" {
+		t.Fatalf("chunks = %q", chunks)
+	}
+}
+
+func TestGroupGetFrameByIndex(t *testing.T) {
+	g := newTestGroup(t)
+	noErr(t, "WriteFrame", g.WriteFrame([]byte("a")))
+	noErr(t, "WriteFrame", g.WriteFrame([]byte("bb")))
+	noErr(t, "Finish", g.Finish())
+
+	c := g.Consume()
+	for i, want := range []uint64{1, 2} {
+		f, err := c.GetFrame(doneCtx, i)
+		noErr(t, "GetFrame", err)
+		if f == nil || f.Size() != want {
+			t.Fatalf("GetFrame(%d) = %v", i, f)
+		}
+	}
+	f, err := c.GetFrame(doneCtx, 2)
+	if f != nil || err != nil {
+		t.Fatalf("GetFrame(2) = %v, %v; want nil, nil", f, err)
+	}
+}
+
+func TestGroupFinishReturnsNone(t *testing.T) {
+	g := newTestGroup(t)
+	noErr(t, "Finish", g.Finish())
+	groupEndsNow(t, g.Consume())
+}
+
+func TestGroupAbortPropagates(t *testing.T) {
+	g := newTestGroup(t)
+	c := g.Consume()
+	noErr(t, "Abort", g.Abort(ErrCancel))
+	_, err := c.NextFrame(doneCtx)
+	isErr(t, "NextFrame", err, ErrCancel)
+	_, err = c.Finished(doneCtx)
+	isErr(t, "Finished", err, ErrCancel)
+	isErr(t, "WriteFrame", g.WriteFrame([]byte("x")), ErrCancel)
+}
+
+func TestGroupAbortCascadesToFrames(t *testing.T) {
+	g := newTestGroup(t)
+	f, err := g.CreateFrame(4)
+	noErr(t, "CreateFrame", err)
+	defer f.Close()
+	noErr(t, "Write", f.Write([]byte("ab")))
+	fc := nextFrameNow(t, g.Consume())
+
+	noErr(t, "Abort", g.Abort(ErrTimeout))
+	_, err = fc.ReadAll(doneCtx)
+	isErr(t, "ReadAll", err, ErrTimeout)
+	isErr(t, "Write", f.Write([]byte("cd")), ErrTimeout)
+}
+
+func TestGroupPendingThenReady(t *testing.T) {
+	g := newTestGroup(t)
+	c := g.Consume()
+	if _, err := c.NextFrame(doneCtx); !wouldBlock(err) {
+		t.Fatalf("NextFrame should block, got %v", err)
+	}
+	noErr(t, "WriteFrame", g.WriteFrame([]byte("data")))
+	noErr(t, "Finish", g.Finish())
+	if f := nextFrameNow(t, c); f.Size() != 4 {
+		t.Fatalf("Size = %d", f.Size())
+	}
+}
+
+func TestGroupEvictionDropsOldFrames(t *testing.T) {
+	g := newTestGroup(t)
+	big := make([]byte, MaxGroupBytes)
+	noErr(t, "WriteFrame", g.WriteFrame(big))
+	noErr(t, "WriteFrame", g.WriteFrame(big))
+
+	c := g.Consume()
+	_, err := c.GetFrame(doneCtx, 0)
+	isErr(t, "GetFrame(0)", err, ErrCacheFull)
+	f, err := c.GetFrame(doneCtx, 1)
+	noErr(t, "GetFrame(1)", err)
+	if f.Size() != MaxGroupBytes {
+		t.Fatalf("Size = %d", f.Size())
+	}
+	if n := g.FrameCount(); n != 2 {
+		t.Fatalf("FrameCount = %d, want 2 (evicted frames count)", n)
+	}
+}
+
+func TestGroupNoEvictionUnderLimit(t *testing.T) {
+	g := newTestGroup(t)
+	noErr(t, "WriteFrame", g.WriteFrame([]byte("small")))
+	noErr(t, "WriteFrame", g.WriteFrame([]byte("frames")))
+	noErr(t, "Finish", g.Finish())
+
+	c := g.Consume()
+	for i, want := range []uint64{5, 6} {
+		f, err := c.GetFrame(doneCtx, i)
+		noErr(t, "GetFrame", err)
+		if f.Size() != want {
+			t.Fatalf("GetFrame(%d).Size = %d", i, f.Size())
+		}
+	}
+}
+
+func TestGroupEvictionByFrameCount(t *testing.T) {
+	g := newTestGroup(t)
+	for range MaxGroupFrames + 1 {
+		noErr(t, "WriteFrame", g.WriteFrame([]byte("x")))
+	}
+	c := g.Consume()
+	_, err := c.GetFrame(doneCtx, 0)
+	isErr(t, "GetFrame(0)", err, ErrCacheFull)
+	f, err := c.GetFrame(doneCtx, MaxGroupFrames)
+	noErr(t, "GetFrame(last)", err)
+	if f.Size() != 1 {
+		t.Fatalf("Size = %d", f.Size())
+	}
+}
+
+func TestGroupNextFrameCacheFull(t *testing.T) {
+	g := newTestGroup(t)
+	c := g.Consume() // created before the eviction: its next frame goes away
+	big := make([]byte, MaxGroupBytes)
+	noErr(t, "WriteFrame", g.WriteFrame(big))
+	noErr(t, "WriteFrame", g.WriteFrame(big))
+
+	_, err := c.NextFrame(doneCtx)
+	isErr(t, "NextFrame", err, ErrCacheFull)
+	_, err = c.ReadFrame(doneCtx)
+	isErr(t, "ReadFrame", err, ErrCacheFull)
+	// A reader that is already past the evicted frame is unaffected.
+	late := g.Consume()
+	if _, err := late.GetFrame(doneCtx, 1); err != nil {
+		t.Fatalf("GetFrame(1): %v", err)
+	}
+}
+
+func TestGroupCloneConsumerIndependent(t *testing.T) {
+	g := newTestGroup(t)
+	noErr(t, "WriteFrame", g.WriteFrame([]byte("a")))
+
+	c1 := g.Consume()
+	nextFrameNow(t, c1)
+	c2 := c1.Clone() // inherits the position past the first frame
+
+	noErr(t, "WriteFrame", g.WriteFrame([]byte("b")))
+	noErr(t, "Finish", g.Finish())
+
+	data, err := c2.ReadFrame(doneCtx)
+	noErr(t, "ReadFrame", err)
+	if string(data) != "b" {
+		t.Fatalf("clone read %q, want b", data)
+	}
+	groupEndsNow(t, c2)
+	// The original is not moved by its clone.
+	if data, err := c1.ReadFrame(doneCtx); err != nil || string(data) != "b" {
+		t.Fatalf("original read %q, %v", data, err)
+	}
+}
+
+func TestGroupFinished(t *testing.T) {
+	g := newTestGroup(t)
+	c := g.Consume()
+	if _, err := c.Finished(doneCtx); !wouldBlock(err) {
+		t.Fatalf("Finished should block, got %v", err)
+	}
+	for range 3 {
+		noErr(t, "WriteFrame", g.WriteFrame([]byte("x")))
+	}
+	noErr(t, "Finish", g.Finish())
+	n, err := c.Finished(doneCtx)
+	noErr(t, "Finished", err)
+	if n != 3 {
+		t.Fatalf("Finished = %d, want 3", n)
+	}
+	isErr(t, "WriteFrame after Finish", g.WriteFrame([]byte("x")), ErrClosed)
+	_, err = g.CreateFrame(1)
+	isErr(t, "CreateFrame after Finish", err, ErrClosed)
+}
+
+func TestGroupDropped(t *testing.T) {
+	tests := []struct {
+		name    string
+		finish  bool
+		clones  int
+		wantErr error
+	}{
+		{"unfinished", false, 0, ErrDropped},
+		{"unfinished with closed clones", false, 2, ErrDropped},
+		{"finished", true, 0, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := newTestGroup(t)
+			noErr(t, "WriteFrame", g.WriteFrame([]byte("x")))
+			c := g.Consume()
+			var clones []*GroupProducer
+			for range tt.clones {
+				clones = append(clones, g.Clone())
+			}
+			if tt.finish {
+				noErr(t, "Finish", g.Finish())
+			}
+			g.Close()
+			for i, cl := range clones {
+				if i == 0 {
+					// A remaining clone keeps the group open.
+					if _, err := c.Finished(doneCtx); !wouldBlock(err) {
+						t.Fatalf("group ended with a clone open: %v", err)
+					}
+				}
+				cl.Close()
+			}
+			nextFrameNow(t, c)
+			_, err := c.NextFrame(doneCtx)
+			if tt.wantErr == nil {
+				noErr(t, "NextFrame", err)
+				return
+			}
+			isErr(t, "NextFrame", err, tt.wantErr)
+			_, err = c.ReadFrame(doneCtx)
+			isErr(t, "ReadFrame", err, tt.wantErr)
+			_, err = c.Finished(doneCtx)
+			isErr(t, "Finished", err, tt.wantErr)
+			isErr(t, "WriteFrame on closed handle", g.WriteFrame(nil), ErrClosed)
+		})
+	}
+}
+
+func TestGroupDroppedFrameProducer(t *testing.T) {
+	g := newTestGroup(t)
+	f, err := g.CreateFrame(3)
+	noErr(t, "CreateFrame", err)
+	noErr(t, "Finish", g.Finish())
+	g.Close() // the group is finished; its frame still has its producer
+
+	c := g.Consume()
+	if _, err := c.ReadFrame(doneCtx); !wouldBlock(err) {
+		t.Fatalf("ReadFrame should wait for the frame, got %v", err)
+	}
+	f.Close()
+	_, err = c.ReadFrame(doneCtx)
+	isErr(t, "ReadFrame", err, ErrDropped)
+}
+
+func TestGroupWaitersWake(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newTestGroup(t)
+		const readers = 16
+		var wg sync.WaitGroup
+		got := make([][][]byte, readers)
+		errs := make([]error, readers)
+		for i := range readers {
+			c := g.Consume()
+			wg.Go(func() {
+				for {
+					data, err := c.ReadFrame(context.Background())
+					if err != nil {
+						if err != io.EOF {
+							errs[i] = err
+						}
+						return
+					}
+					got[i] = append(got[i], data)
+				}
+			})
+		}
+		payloads := [][]byte{[]byte("one"), []byte("two"), []byte("three")}
+		for _, p := range payloads {
+			synctest.Wait()
+			noErr(t, "WriteFrame", g.WriteFrame(p))
+		}
+		synctest.Wait()
+		noErr(t, "Finish", g.Finish())
+		wg.Wait()
+		for i := range readers {
+			noErr(t, "reader", errs[i])
+			if len(got[i]) != len(payloads) {
+				t.Fatalf("reader %d got %d frames", i, len(got[i]))
+			}
+			for j, p := range payloads {
+				if &got[i][j][0] != &p[0] {
+					t.Fatalf("reader %d frame %d is a copy", i, j)
+				}
+			}
+		}
+	})
+}
+
+func TestGroupClosedHandle(t *testing.T) {
+	g := newTestGroup(t)
+	g.Close()
+	isErr(t, "WriteFrame", g.WriteFrame([]byte("x")), ErrClosed)
+	_, err := g.CreateFrame(1)
+	isErr(t, "CreateFrame", err, ErrClosed)
+	isErr(t, "Finish", g.Finish(), ErrClosed)
+	isErr(t, "Abort", g.Abort(nil), ErrClosed)
+}
+
+func TestGroupGetFrameNegative(t *testing.T) {
+	g := newTestGroup(t)
+	_, err := g.Consume().GetFrame(doneCtx, -1)
+	isErr(t, "GetFrame(-1)", err, ErrBoundsExceeded)
+}
+
+func TestGroupConcurrentWritersAndReaders(t *testing.T) {
+	const (
+		writers   = 4
+		perWriter = 100
+		readers   = 8
+	)
+	g := newTestGroup(t)
+	var rwg sync.WaitGroup
+	seen := make([][]byte, readers)
+	errs := make([]error, readers)
+	for i := range readers {
+		c := g.Consume()
+		rwg.Go(func() {
+			for {
+				data, err := c.ReadFrame(context.Background())
+				if err == io.EOF {
+					return
+				}
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				seen[i] = append(seen[i], data[0])
+			}
+		})
+	}
+	var wwg sync.WaitGroup
+	for w := range writers {
+		wg := g.Clone()
+		wwg.Go(func() {
+			defer wg.Close()
+			for range perWriter {
+				if err := wg.WriteFrame([]byte{byte(w)}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wwg.Wait()
+	noErr(t, "Finish", g.Finish())
+	rwg.Wait()
+	for i := range readers {
+		noErr(t, "reader", errs[i])
+		if len(seen[i]) != writers*perWriter {
+			t.Fatalf("reader %d saw %d frames", i, len(seen[i]))
+		}
+		// Every reader sees the frames in the one order they were cached.
+		if string(seen[i]) != string(seen[0]) {
+			t.Fatalf("reader %d saw another order", i)
+		}
+	}
+}
+
+func TestGroupCreated(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newTestTrack(t)
+		start := time.Now()
+		time.Sleep(time.Minute)
+		g := createGroup(t, p, 0)
+		if got := g.Consume().Created(); !got.Equal(start.Add(time.Minute)) {
+			t.Fatalf("Created = %v, want %v", got, start.Add(time.Minute))
+		}
+	})
+}

@@ -1,0 +1,470 @@
+package moq
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"sync"
+)
+
+// Announce reports a change at a broadcast path, relative to the consumer's
+// root: Broadcast is the broadcast now active there, or nil when the path
+// was unannounced.
+type Announce struct {
+	Path      Path
+	Broadcast *BroadcastConsumer
+}
+
+// origin is the tree of published broadcasts shared by every view of one
+// origin. A single mutex guards the tree and the consumers' queues.
+type origin struct {
+	mu   sync.Mutex
+	root *originNode
+}
+
+// originNode is one path segment of the tree.
+type originNode struct {
+	parent   *originNode
+	name     string
+	path     Path // absolute path of this node
+	children map[string]*originNode
+
+	// active is the broadcast announced here; backup holds older publishers
+	// of the same path, the most recent last.
+	active *BroadcastConsumer
+	backup []*BroadcastConsumer
+
+	// consumers registered at this node see every change in its subtree.
+	consumers map[*originQueue]struct{}
+}
+
+// originQueue is the announcement queue of one OriginConsumer.
+type originQueue struct {
+	o       *origin
+	root    Path   // paths are reported relative to it
+	regs    []Path // absolute paths of the nodes it is registered at
+	items   []Announce
+	head    int
+	changed notifier
+	closed  bool
+}
+
+// leafLocked returns the node at the absolute path full, creating it.
+func (o *origin) leafLocked(full Path) *originNode {
+	n := o.root
+	for rest := full; rest != ""; {
+		var name string
+		name, rest = rest.NextPart()
+		next, ok := n.children[name]
+		if !ok {
+			next = &originNode{parent: n, name: name, path: n.path.Join(Path(name))}
+			if n.children == nil {
+				n.children = make(map[string]*originNode)
+			}
+			n.children[name] = next
+		}
+		n = next
+	}
+	return n
+}
+
+// lookupLocked returns the node at the absolute path full, or nil.
+func (o *origin) lookupLocked(full Path) *originNode {
+	n := o.root
+	for rest := full; rest != "" && n != nil; {
+		var name string
+		name, rest = rest.NextPart()
+		n = n.children[name]
+	}
+	return n
+}
+
+// pruneLocked removes n and its ancestors while they hold nothing.
+func (o *origin) pruneLocked(n *originNode) {
+	for n != o.root && n.active == nil && len(n.children) == 0 && len(n.consumers) == 0 {
+		delete(n.parent.children, n.name)
+		n = n.parent
+	}
+}
+
+// notifyLocked gives every consumer registered at n or above the changes for
+// n's path: an unannouncement when gone is set, then an announcement of b
+// when b is not nil.
+func (o *origin) notifyLocked(n *originNode, gone bool, b *BroadcastConsumer) {
+	for a := n; a != nil; a = a.parent {
+		for q := range a.consumers {
+			rel, _ := n.path.StripPrefix(q.root)
+			if gone {
+				q.push(Announce{Path: rel})
+			}
+			if b != nil {
+				q.push(Announce{Path: rel, Broadcast: b})
+			}
+		}
+	}
+}
+
+// publishLocked makes b the active broadcast at full, keeping a previous one
+// as backup.
+func (o *origin) publishLocked(full Path, b *BroadcastConsumer) {
+	n := o.leafLocked(full)
+	if n.active != nil {
+		n.backup = append(n.backup, n.active)
+		n.active = b
+		o.notifyLocked(n, true, b)
+		return
+	}
+	n.active = b
+	o.notifyLocked(n, false, b)
+}
+
+// remove withdraws b from full after it ended: a backup simply disappears;
+// the active broadcast is replaced by the newest backup (re-announced) or
+// unannounced when there is none.
+func (o *origin) remove(full Path, b *BroadcastConsumer) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	n := o.lookupLocked(full)
+	if n == nil || n.active == nil {
+		return
+	}
+	if i := slices.IndexFunc(n.backup, b.SameBroadcast); i >= 0 {
+		n.backup = slices.Delete(n.backup, i, i+1)
+		return
+	}
+	if !n.active.SameBroadcast(b) {
+		return
+	}
+	if k := len(n.backup); k > 0 {
+		n.active = n.backup[k-1]
+		n.backup[k-1] = nil
+		n.backup = n.backup[:k-1]
+		o.notifyLocked(n, true, n.active)
+		return
+	}
+	n.active = nil
+	o.notifyLocked(n, true, nil)
+	o.pruneLocked(n)
+}
+
+// push queues a change and wakes the consumer. Called with o.mu held.
+func (q *originQueue) push(a Announce) {
+	if q.closed {
+		return
+	}
+	q.items = append(q.items, a)
+	q.changed.notify()
+}
+
+// popLocked dequeues the oldest change.
+func (q *originQueue) popLocked() (Announce, bool) {
+	if q.head == len(q.items) {
+		return Announce{}, false
+	}
+	a := q.items[q.head]
+	q.items[q.head] = Announce{}
+	q.head++
+	switch {
+	case q.head == len(q.items):
+		q.items, q.head = q.items[:0], 0
+	case q.head >= 64 && 2*q.head >= len(q.items):
+		n := copy(q.items, q.items[q.head:])
+		clear(q.items[n:])
+		q.items, q.head = q.items[:n], 0
+	}
+	return a, true
+}
+
+// initialLocked queues every broadcast active in n's subtree, parents
+// before children and siblings in name order.
+func (q *originQueue) initialLocked(n *originNode) {
+	if n.active != nil {
+		rel, _ := n.path.StripPrefix(q.root)
+		q.push(Announce{Path: rel, Broadcast: n.active})
+	}
+	for _, name := range slices.Sorted(maps.Keys(n.children)) {
+		q.initialLocked(n.children[name])
+	}
+}
+
+// close unregisters the queue from the tree and drops pending changes.
+func (q *originQueue) close() {
+	o := q.o
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if q.closed {
+		return
+	}
+	q.closed = true
+	for _, reg := range q.regs {
+		if n := o.lookupLocked(reg); n != nil {
+			delete(n.consumers, q)
+			o.pruneLocked(n)
+		}
+	}
+	q.items, q.head = nil, 0
+	q.changed.notify()
+}
+
+// originScope is what a view of an origin may see: paths relative to root,
+// restricted to the allowed prefixes (relative to root, non-overlapping, in
+// canonical order).
+type originScope struct {
+	o       *origin
+	root    Path
+	allowed []Path
+}
+
+// resolve returns the absolute path for path when the scope allows it.
+func (s originScope) resolve(path Path) (Path, bool) {
+	path = path.clean()
+	for _, p := range s.allowed {
+		if path.HasPrefix(p) {
+			return s.root.Join(path), true
+		}
+	}
+	return "", false
+}
+
+// only narrows the scope to the given prefixes, keeping the narrower of
+// each overlapping pair.
+func (s originScope) only(prefixes []Path) (originScope, bool) {
+	want := prefixSet(prefixes)
+	var out []Path
+	for _, r := range s.allowed {
+		for _, p := range want {
+			switch {
+			case r.HasPrefix(p):
+				out = append(out, r)
+			case p.HasPrefix(r):
+				out = append(out, p)
+			}
+		}
+	}
+	s.allowed = prefixSet(out)
+	return s, len(s.allowed) > 0
+}
+
+// withRoot moves the root down to prefix, keeping only what is allowed
+// below it.
+func (s originScope) withRoot(prefix Path) (originScope, bool) {
+	prefix = prefix.clean()
+	var out []Path
+	for _, r := range s.allowed {
+		if rest, ok := r.StripPrefix(prefix); ok {
+			out = append(out, rest)
+		} else if prefix.HasPrefix(r) {
+			out = append(out, "")
+		}
+	}
+	s.root = s.root.Join(prefix)
+	s.allowed = prefixSet(out)
+	return s, len(s.allowed) > 0
+}
+
+// consumeBroadcast returns the broadcast active at path, or nil.
+func (s originScope) consumeBroadcast(path Path) *BroadcastConsumer {
+	full, ok := s.resolve(path)
+	if !ok {
+		return nil
+	}
+	s.o.mu.Lock()
+	defer s.o.mu.Unlock()
+	if n := s.o.lookupLocked(full); n != nil {
+		return n.active
+	}
+	return nil
+}
+
+// consume registers a new consumer for the scope.
+func (s originScope) consume() *OriginConsumer {
+	q := &originQueue{o: s.o, root: s.root}
+	s.o.mu.Lock()
+	for _, p := range s.allowed {
+		full := s.root.Join(p)
+		n := s.o.leafLocked(full)
+		if n.consumers == nil {
+			n.consumers = make(map[*originQueue]struct{})
+		}
+		n.consumers[q] = struct{}{}
+		q.regs = append(q.regs, full)
+		q.initialLocked(n)
+	}
+	s.o.mu.Unlock()
+	c := &OriginConsumer{scope: s, q: q}
+	attach(&c.h, c, (*originQueue).close, q)
+	return c
+}
+
+// OriginProducer publishes broadcasts into an origin, within its scope: a
+// root stripped from (prepended to) every path, and the prefixes it may
+// publish under. It is a plain value: views need no Close.
+type OriginProducer struct {
+	scope originScope
+}
+
+// NewOrigin creates an empty origin and returns an unrestricted producer.
+func NewOrigin() *OriginProducer {
+	return &OriginProducer{scope: originScope{o: &origin{root: &originNode{}}, allowed: []Path{""}}}
+}
+
+// PublishBroadcast announces b at path and returns true, or returns false
+// when the path is not allowed. The broadcast is unannounced automatically
+// when it ends. Publishing over an active broadcast makes the new one active
+// (re-announced) and keeps the older one as backup; if the newer one ends
+// first, the backup is re-announced. A broadcast that already ended is
+// accepted but not announced.
+func (o *OriginProducer) PublishBroadcast(path Path, b *BroadcastConsumer) bool {
+	if b == nil {
+		return false
+	}
+	full, ok := o.scope.resolve(path)
+	if !ok {
+		return false
+	}
+	or := o.scope.o
+	or.mu.Lock()
+	defer or.mu.Unlock()
+	if b.state.addEndHook(func() { or.remove(full, b) }) {
+		or.publishLocked(full, b)
+	}
+	return true
+}
+
+// CreateBroadcast creates a broadcast, publishes it at path and returns its
+// producer; it returns nil and false when the path is not allowed.
+func (o *OriginProducer) CreateBroadcast(path Path) (*BroadcastProducer, bool) {
+	b := NewBroadcast()
+	if !o.PublishBroadcast(path, b.Consume()) {
+		b.Close()
+		return nil, false
+	}
+	return b, true
+}
+
+// ConsumeBroadcast returns the broadcast announced at path, or nil.
+func (o *OriginProducer) ConsumeBroadcast(path Path) *BroadcastConsumer {
+	return o.scope.consumeBroadcast(path)
+}
+
+// Consume returns a consumer of every announcement in the producer's scope.
+func (o *OriginProducer) Consume() *OriginConsumer { return o.scope.consume() }
+
+// ConsumeOnly returns a consumer restricted to the given prefixes (relative
+// to the root), or nil when the scope allows none of them.
+func (o *OriginProducer) ConsumeOnly(prefixes ...Path) *OriginConsumer {
+	s, ok := o.scope.only(prefixes)
+	if !ok {
+		return nil
+	}
+	return s.consume()
+}
+
+// PublishOnly returns a producer that may only publish under the given
+// prefixes (relative to the root), or nil when the scope allows none of
+// them.
+func (o *OriginProducer) PublishOnly(prefixes ...Path) *OriginProducer {
+	s, ok := o.scope.only(prefixes)
+	if !ok {
+		return nil
+	}
+	return &OriginProducer{scope: s}
+}
+
+// WithRoot returns a producer whose paths are relative to prefix (itself
+// relative to the current root), or nil when nothing below prefix is
+// allowed.
+func (o *OriginProducer) WithRoot(prefix Path) *OriginProducer {
+	s, ok := o.scope.withRoot(prefix)
+	if !ok {
+		return nil
+	}
+	return &OriginProducer{scope: s}
+}
+
+// Root returns the absolute prefix of this producer's paths.
+func (o *OriginProducer) Root() Path { return o.scope.root }
+
+// Allowed returns the prefixes, relative to the root, this producer may
+// publish under.
+func (o *OriginProducer) Allowed() []Path { return slices.Clone(o.scope.allowed) }
+
+// OriginConsumer receives the announcements of an origin within its scope:
+// first the broadcasts already announced, then every change. Close stops the
+// queue; it is required for prompt cleanup (an unreachable open consumer is
+// only released whenever the garbage collector notices).
+type OriginConsumer struct {
+	scope originScope
+	q     *originQueue
+	h     handle
+}
+
+// Announced waits for the next announcement, with its path relative to the
+// consumer's root. It fails with ErrClosed after Close.
+func (c *OriginConsumer) Announced(ctx context.Context) (Announce, error) {
+	o := c.q.o
+	for {
+		o.mu.Lock()
+		if a, ok := c.q.popLocked(); ok {
+			o.mu.Unlock()
+			return a, nil
+		}
+		if c.q.closed {
+			o.mu.Unlock()
+			return Announce{}, ErrClosed
+		}
+		ch := c.q.changed.wait()
+		o.mu.Unlock()
+		if err := block(ctx, ch); err != nil {
+			return Announce{}, err
+		}
+	}
+}
+
+// TryAnnounced returns the next announcement if one is queued.
+func (c *OriginConsumer) TryAnnounced() (Announce, bool) {
+	o := c.q.o
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return c.q.popLocked()
+}
+
+// ConsumeBroadcast returns the broadcast announced at path (relative to the
+// root), or nil.
+func (c *OriginConsumer) ConsumeBroadcast(path Path) *BroadcastConsumer {
+	return c.scope.consumeBroadcast(path)
+}
+
+// ConsumeOnly returns a new consumer restricted to the given prefixes, or nil
+// when the scope allows none of them.
+func (c *OriginConsumer) ConsumeOnly(prefixes ...Path) *OriginConsumer {
+	s, ok := c.scope.only(prefixes)
+	if !ok {
+		return nil
+	}
+	return s.consume()
+}
+
+// WithRoot returns a new consumer whose paths are relative to prefix, or nil
+// when nothing below prefix is allowed.
+func (c *OriginConsumer) WithRoot(prefix Path) *OriginConsumer {
+	s, ok := c.scope.withRoot(prefix)
+	if !ok {
+		return nil
+	}
+	return s.consume()
+}
+
+// Root returns the absolute prefix stripped from announced paths.
+func (c *OriginConsumer) Root() Path { return c.scope.root }
+
+// Allowed returns the prefixes, relative to the root, this consumer sees.
+func (c *OriginConsumer) Allowed() []Path { return slices.Clone(c.scope.allowed) }
+
+// Close stops the consumer: pending announcements are dropped and Announced
+// fails with ErrClosed. It is idempotent.
+func (c *OriginConsumer) Close() {
+	if c.h.close() {
+		c.q.close()
+	}
+}

@@ -1,0 +1,586 @@
+package moq
+
+import (
+	"context"
+	"math"
+	"sync"
+	"time"
+)
+
+// Track names a track within a broadcast and gives its priority.
+type Track struct {
+	Name     string
+	Priority uint8
+}
+
+// DefaultCacheAge is how long a track keeps a group cached, unless it is the
+// group with the highest sequence. TrackProducer.SetCacheAge changes it.
+const DefaultCacheAge = 30 * time.Second
+
+// trackState is the state shared by a track's producers and consumers.
+type trackState struct {
+	mu       sync.Mutex
+	changed  notifier
+	info     Track
+	cacheAge time.Duration
+
+	// groups holds the cached groups in arrival order; nil marks an evicted
+	// group behind an older live one. groups[i] has arrival index offset+i.
+	groups []*groupState
+	offset int
+	bySeq  map[uint64]*groupState // the live cached groups
+
+	maxSeq   uint64
+	hasMax   bool
+	finalSeq uint64 // groups at or past it can never exist
+	hasFinal bool
+	err      error
+
+	producers int
+	consumers int
+	// onUnused, when set, runs without locks held each time the number of
+	// consumers drops to zero.
+	onUnused func(*trackState)
+}
+
+func newTrackState(info Track) *trackState {
+	return &trackState{info: info, cacheAge: DefaultCacheAge, bySeq: make(map[uint64]*groupState)}
+}
+
+// insertLocked caches g, which just arrived, and evicts expired groups.
+func (s *trackState) insertLocked(g *groupState) {
+	now := time.Now()
+	g.created = now
+	if !s.hasMax || g.sequence > s.maxSeq {
+		s.maxSeq, s.hasMax = g.sequence, true
+	}
+	s.groups = append(s.groups, g)
+	s.bySeq[g.sequence] = g
+	s.evictLocked(now)
+	s.changed.notify()
+}
+
+// evictLocked drops groups older than the cache age, oldest arrival first,
+// but never the group with the highest sequence. Groups arrive in order of
+// creation time, so the scan stops at the first fresh group.
+func (s *trackState) evictLocked(now time.Time) {
+	for i, g := range s.groups {
+		if g == nil || g.sequence == s.maxSeq {
+			continue
+		}
+		if now.Sub(g.created) <= s.cacheAge {
+			break
+		}
+		delete(s.bySeq, g.sequence)
+		s.groups[i] = nil
+	}
+	n := 0
+	for n < len(s.groups) && s.groups[n] == nil {
+		n++
+	}
+	if n > 0 {
+		clear(s.groups[:n])
+		s.groups = s.groups[n:]
+		s.offset += n
+	}
+}
+
+// abort fails the track and every cached group with err. The first abort
+// wins.
+func (s *trackState) abort(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return
+	}
+	for _, g := range s.groups {
+		if g != nil {
+			g.abort(err)
+		}
+	}
+	s.err = err
+	s.changed.notify()
+}
+
+// alive reports whether the track can still get groups: not aborted and
+// with a producer left.
+func (s *trackState) alive() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err == nil && s.producers > 0
+}
+
+// releaseProducer drops one producer reference; the last one ends an
+// unfinished track with ErrDropped. Cached groups keep their own producers.
+func (s *trackState) releaseProducer() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.producers--
+	if s.producers == 0 && !s.hasFinal && s.err == nil {
+		s.err = ErrDropped
+	}
+	s.changed.notify()
+}
+
+// newConsumer counts a new consumer and returns its handle.
+func (s *trackState) newConsumer() *TrackConsumer {
+	s.mu.Lock()
+	s.consumers++
+	if s.consumers == 1 {
+		s.changed.notify()
+	}
+	s.mu.Unlock()
+	c := &TrackConsumer{state: s}
+	attach(&c.h, c, (*trackState).releaseConsumer, s)
+	return c
+}
+
+// releaseConsumer drops one consumer reference.
+func (s *trackState) releaseConsumer() {
+	s.mu.Lock()
+	s.consumers--
+	var hook func(*trackState)
+	if s.consumers == 0 {
+		s.changed.notify()
+		hook = s.onUnused
+	}
+	s.mu.Unlock()
+	if hook != nil {
+		hook(s)
+	}
+}
+
+// wait runs check under the lock until it reports done, waking on every
+// state change.
+func (s *trackState) wait(ctx context.Context, check func() bool) error {
+	for {
+		s.mu.Lock()
+		if check() {
+			s.mu.Unlock()
+			return nil
+		}
+		ch := s.changed.wait()
+		s.mu.Unlock()
+		if err := block(ctx, ch); err != nil {
+			return err
+		}
+	}
+}
+
+// TrackProducer creates the groups of a track. Handles are reference
+// counted: Clone returns another handle and Close releases one. When the last
+// handle is released before Finish or Abort, the track ends with ErrDropped
+// (groups already created keep their own producers). Close is required for
+// prompt cleanup: an unreachable open handle is only released whenever the
+// garbage collector notices.
+type TrackProducer struct {
+	state *trackState
+	h     handle
+}
+
+// NewTrack creates a track and returns its first producer handle.
+func NewTrack(info Track) *TrackProducer {
+	s := newTrackState(info)
+	s.producers = 1
+	return wrapTrackProducer(s)
+}
+
+// wrapTrackProducer returns a handle for a producer reference the caller
+// already counted in s.producers.
+func wrapTrackProducer(s *trackState) *TrackProducer {
+	p := &TrackProducer{state: s}
+	attach(&p.h, p, (*trackState).releaseProducer, s)
+	return p
+}
+
+// Info returns the track's name and priority.
+func (p *TrackProducer) Info() Track { return p.state.info }
+
+// SetCacheAge sets how long groups stay cached (DefaultCacheAge unless
+// changed); the group with the highest sequence always stays.
+func (p *TrackProducer) SetCacheAge(d time.Duration) {
+	s := p.state
+	s.mu.Lock()
+	s.cacheAge = max(d, 0)
+	s.mu.Unlock()
+}
+
+// writableLocked returns why the track cannot take new groups, if it cannot.
+func (p *TrackProducer) writableLocked() error {
+	if p.h.isClosed() {
+		return ErrClosed
+	}
+	return p.state.err
+}
+
+// CreateGroup creates the group with the given sequence. It fails with
+// ErrDuplicate when that group is cached, ErrClosed at or past the final
+// sequence, and with the abort error once the track was aborted.
+func (p *TrackProducer) CreateGroup(sequence uint64) (*GroupProducer, error) {
+	s := p.state
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := p.writableLocked(); err != nil {
+		return nil, err
+	}
+	if s.hasFinal && sequence >= s.finalSeq {
+		return nil, ErrClosed
+	}
+	if _, dup := s.bySeq[sequence]; dup {
+		return nil, ErrDuplicate
+	}
+	g := &groupState{sequence: sequence, producers: 1}
+	s.insertLocked(g)
+	return wrapGroupProducer(g), nil
+}
+
+// nextSequenceLocked returns the sequence AppendGroup would use.
+func (p *TrackProducer) nextSequenceLocked() (uint64, error) {
+	s := p.state
+	if err := p.writableLocked(); err != nil {
+		return 0, err
+	}
+	var seq uint64
+	if s.hasMax {
+		if s.maxSeq == math.MaxUint64 {
+			return 0, ErrBoundsExceeded
+		}
+		seq = s.maxSeq + 1
+	}
+	if s.hasFinal && seq >= s.finalSeq {
+		return 0, ErrClosed
+	}
+	return seq, nil
+}
+
+// AppendGroup creates the group after the highest sequence so far (0 for
+// the first one). It fails with ErrBoundsExceeded when the sequence would
+// overflow.
+func (p *TrackProducer) AppendGroup() (*GroupProducer, error) {
+	s := p.state
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seq, err := p.nextSequenceLocked()
+	if err != nil {
+		return nil, err
+	}
+	g := &groupState{sequence: seq, producers: 1}
+	s.insertLocked(g)
+	return wrapGroupProducer(g), nil
+}
+
+// WriteFrame appends a finished group holding one frame. The payload is
+// retained and shared with every consumer, not copied: the caller must not
+// modify it afterwards.
+func (p *TrackProducer) WriteFrame(payload []byte) error {
+	s := p.state
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seq, err := p.nextSequenceLocked()
+	if err != nil {
+		return err
+	}
+	f := newCompleteFrame(payload)
+	g := &groupState{sequence: seq, frames: []*frameState{f}, bytes: f.size, fin: true}
+	s.insertLocked(g)
+	return nil
+}
+
+// Finish ends the track after its highest sequence (so it has max+1 groups,
+// or none when empty). Older groups may still be created. A second Finish
+// fails with ErrClosed.
+func (p *TrackProducer) Finish() error {
+	s := p.state
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := p.writableLocked(); err != nil {
+		return err
+	}
+	if s.hasFinal {
+		return ErrClosed
+	}
+	var final uint64
+	if s.hasMax {
+		if s.maxSeq == math.MaxUint64 {
+			return ErrBoundsExceeded
+		}
+		final = s.maxSeq + 1
+	}
+	s.finalSeq, s.hasFinal = final, true
+	s.changed.notify()
+	return nil
+}
+
+// FinishAt ends the track after sequence, which must be the highest sequence
+// so far (ErrClosed otherwise, or when already finished).
+func (p *TrackProducer) FinishAt(sequence uint64) error {
+	s := p.state
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := p.writableLocked(); err != nil {
+		return err
+	}
+	if !s.hasMax || s.hasFinal || sequence != s.maxSeq {
+		return ErrClosed
+	}
+	if sequence == math.MaxUint64 {
+		return ErrBoundsExceeded
+	}
+	s.finalSeq, s.hasFinal = sequence+1, true
+	s.changed.notify()
+	return nil
+}
+
+// Abort fails the track and every cached group with err (ErrCancel when
+// nil); consumers waiting on the track get err, while a finished track
+// still reports its clean end. The first abort wins.
+func (p *TrackProducer) Abort(err error) error {
+	if p.h.isClosed() {
+		return ErrClosed
+	}
+	if err == nil {
+		err = ErrCancel
+	}
+	p.state.abort(err)
+	return nil
+}
+
+// Consume returns a new consumer positioned at the oldest cached group. The
+// caller must Close it.
+func (p *TrackProducer) Consume() *TrackConsumer { return p.state.newConsumer() }
+
+// Clone returns another producer handle for the same track.
+func (p *TrackProducer) Clone() *TrackProducer {
+	s := p.state
+	s.mu.Lock()
+	s.producers++
+	s.mu.Unlock()
+	return wrapTrackProducer(s)
+}
+
+// Close releases this handle. It is idempotent.
+func (p *TrackProducer) Close() {
+	if p.h.close() {
+		p.state.releaseProducer()
+	}
+}
+
+// Used waits until the track has at least one consumer. It fails with the
+// abort error once the track was aborted.
+func (p *TrackProducer) Used(ctx context.Context) error {
+	s := p.state
+	var err error
+	werr := s.wait(ctx, func() bool {
+		if s.consumers > 0 {
+			return true
+		}
+		err = s.err
+		return err != nil
+	})
+	if werr != nil {
+		return werr
+	}
+	return err
+}
+
+// Unused waits until the track has no consumer left (immediately when it
+// never had one). It fails with the abort error once the track was aborted.
+func (p *TrackProducer) Unused(ctx context.Context) error {
+	s := p.state
+	var err error
+	werr := s.wait(ctx, func() bool {
+		if s.consumers == 0 {
+			return true
+		}
+		err = s.err
+		return err != nil
+	})
+	if werr != nil {
+		return werr
+	}
+	return err
+}
+
+// Latest returns the highest sequence created so far.
+func (p *TrackProducer) Latest() (uint64, bool) { return p.state.latest() }
+
+func (s *trackState) latest() (uint64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.maxSeq, s.hasMax
+}
+
+// SameTrack reports whether both handles belong to the same track.
+func (p *TrackProducer) SameTrack(other *TrackProducer) bool {
+	return p != nil && other != nil && p.state == other.state
+}
+
+// IsClosed reports whether the track is finished, aborted or dropped.
+func (p *TrackProducer) IsClosed() bool {
+	s := p.state
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hasFinal || s.err != nil || s.producers == 0
+}
+
+// TrackConsumer reads the groups of a track. Handles are reference counted
+// (TrackProducer.Used and Unused watch them): Clone returns another handle
+// and Close releases one. A TrackConsumer is not safe for concurrent use;
+// Clone it to read from several goroutines.
+type TrackConsumer struct {
+	state  *trackState
+	h      handle
+	index  int    // arrival index of the next group to look at
+	minSeq uint64 // groups below it are skipped
+}
+
+// Info returns the track's name and priority.
+func (c *TrackConsumer) Info() Track { return c.state.info }
+
+// NextGroup returns the next group in arrival order whose sequence is at
+// least the StartAt sequence, skipping groups evicted meanwhile. It returns
+// nil and no error once the track is finished and every cached group was
+// returned (it does not wait for missing older groups), the abort error once
+// the track was aborted, and ErrDropped when every producer went away.
+func (c *TrackConsumer) NextGroup(ctx context.Context) (*GroupConsumer, error) {
+	s := c.state
+	var (
+		found *groupState
+		err   error
+	)
+	werr := s.wait(ctx, func() bool {
+		for i := max(c.index-s.offset, 0); i < len(s.groups); i++ {
+			if g := s.groups[i]; g != nil && g.sequence >= c.minSeq {
+				found = g
+				c.index = s.offset + i + 1
+				return true
+			}
+		}
+		if s.hasFinal {
+			return true
+		}
+		err = s.err
+		return err != nil
+	})
+	if werr != nil {
+		return nil, werr
+	}
+	if err != nil || found == nil {
+		return nil, err
+	}
+	return &GroupConsumer{state: found}, nil
+}
+
+// GetGroup returns the cached group with the given sequence, waiting for it
+// to arrive. It returns nil and no error when the sequence is at or past the
+// end of a finished track.
+func (c *TrackConsumer) GetGroup(ctx context.Context, sequence uint64) (*GroupConsumer, error) {
+	s := c.state
+	var (
+		found *groupState
+		err   error
+	)
+	werr := s.wait(ctx, func() bool {
+		if g, ok := s.bySeq[sequence]; ok {
+			found = g
+			return true
+		}
+		if s.hasFinal && sequence >= s.finalSeq {
+			return true
+		}
+		err = s.err
+		return err != nil
+	})
+	if werr != nil {
+		return nil, werr
+	}
+	if err != nil || found == nil {
+		return nil, err
+	}
+	return &GroupConsumer{state: found}, nil
+}
+
+// StartAt makes NextGroup skip groups with a lower sequence.
+func (c *TrackConsumer) StartAt(sequence uint64) { c.minSeq = sequence }
+
+// Latest returns the highest sequence created so far.
+func (c *TrackConsumer) Latest() (uint64, bool) { return c.state.latest() }
+
+// Closed waits for the end of the track: nil when it finished, the abort
+// error (ErrDropped when every producer went away) otherwise.
+func (c *TrackConsumer) Closed(ctx context.Context) error {
+	_, err := c.Finished(ctx)
+	return err
+}
+
+// Finished waits for the track to finish and returns its number of groups
+// (the final sequence); it fails with the abort error instead.
+func (c *TrackConsumer) Finished(ctx context.Context) (uint64, error) {
+	s := c.state
+	var (
+		final uint64
+		err   error
+	)
+	werr := s.wait(ctx, func() bool {
+		if s.hasFinal {
+			final = s.finalSeq
+			return true
+		}
+		err = s.err
+		return err != nil
+	})
+	if werr != nil {
+		return 0, werr
+	}
+	return final, err
+}
+
+// IsFinished reports, without waiting, whether the track was finished
+// (Finish or FinishAt); an aborted or dropped track is not finished.
+func (c *TrackConsumer) IsFinished() bool {
+	s := c.state
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hasFinal
+}
+
+// Produce returns a new producer handle for this track, sharing its state:
+// groups written through it reach every consumer, and it keeps the track
+// alive until closed. It fails with the abort error, or ErrDropped when no
+// producer is left.
+func (c *TrackConsumer) Produce() (*TrackProducer, error) {
+	s := c.state
+	s.mu.Lock()
+	switch {
+	case s.err != nil:
+		err := s.err
+		s.mu.Unlock()
+		return nil, err
+	case s.producers == 0:
+		s.mu.Unlock()
+		return nil, ErrDropped
+	}
+	s.producers++
+	s.mu.Unlock()
+	return wrapTrackProducer(s), nil
+}
+
+// Clone returns another consumer handle at the same position; the two then
+// advance independently. The caller must Close it.
+func (c *TrackConsumer) Clone() *TrackConsumer {
+	n := c.state.newConsumer()
+	n.index, n.minSeq = c.index, c.minSeq
+	return n
+}
+
+// SameTrack reports whether both consumers read the same track.
+func (c *TrackConsumer) SameTrack(other *TrackConsumer) bool {
+	return c != nil && other != nil && c.state == other.state
+}
+
+// Close releases this handle. It is idempotent.
+func (c *TrackConsumer) Close() {
+	if c.h.close() {
+		c.state.releaseConsumer()
+	}
+}

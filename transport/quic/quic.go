@@ -1,0 +1,232 @@
+// Package quic adapts quic-go connections to [transport.Session] for moq over
+// raw QUIC, where the moq-lite version is negotiated with the TLS ALPN.
+//
+// The package is named quic after its directory; it imports quic-go under the
+// name quicgo, and callers that need both usually do the same.
+package quic
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"time"
+
+	quicgo "github.com/quic-go/quic-go"
+
+	"github.com/moqgo/moq/transport"
+)
+
+// DefaultConfig returns the quic-go configuration moq endpoints use: a 30 s
+// idle timeout with 5 s keep-alives, 10000 concurrent streams of each kind
+// (moq-lite opens a bidirectional stream per subscription and a
+// unidirectional stream per group), and the DATAGRAM and
+// RESET_STREAM_AT (EnableStreamResetPartialDelivery) extensions that
+// WebTransport requires, so one listener can serve raw QUIC and WebTransport.
+func DefaultConfig() *quicgo.Config {
+	return &quicgo.Config{
+		MaxIdleTimeout:                   30 * time.Second,
+		KeepAlivePeriod:                  5 * time.Second,
+		MaxIncomingStreams:               10000,
+		MaxIncomingUniStreams:            10000,
+		EnableDatagrams:                  true,
+		EnableStreamResetPartialDelivery: true,
+	}
+}
+
+// Dial opens a QUIC connection to addr ("host:port") and wraps it. The caller
+// chooses the ALPNs in tlsConf.NextProtos; [transport.Session.Protocol] reports
+// the one the server picked. See [DialConn] for the server name handling. A nil
+// conf means [DefaultConfig].
+func Dial(ctx context.Context, addr string, tlsConf *tls.Config, conf *quicgo.Config) (transport.Session, error) {
+	conn, err := DialConn(ctx, addr, tlsConf, conf)
+	if err != nil {
+		return nil, err
+	}
+	return Wrap(conn), nil
+}
+
+// DialConn is [Dial] without the wrapping, for protocols layered on QUIC.
+//
+// tlsConf is not modified. When its ServerName is empty, a copy gets the host
+// part of addr, IP literals included, so the certificate is verified against
+// that name or IP address SAN. Go's crypto/tls never puts an IP literal in the
+// SNI extension (RFC 6066 forbids it), so dialing an IP address sends no SNI
+// at all; servers then pick their default certificate, which is what the
+// reference relay does when the SNI is missing.
+func DialConn(ctx context.Context, addr string, tlsConf *tls.Config, conf *quicgo.Config) (*quicgo.Conn, error) {
+	tlsConf, err := ClientTLSConfig(tlsConf, addr)
+	if err != nil {
+		return nil, err
+	}
+	if conf == nil {
+		conf = DefaultConfig()
+	}
+	conn, err := quicgo.DialAddr(ctx, addr, tlsConf, conf)
+	if err != nil {
+		return nil, fmt.Errorf("quic: dial %s: %w", addr, err)
+	}
+	return conn, nil
+}
+
+// ClientTLSConfig returns a copy of tlsConf (or a new config when nil) whose
+// ServerName is the host part of addr when it was empty. See [DialConn].
+func ClientTLSConfig(tlsConf *tls.Config, addr string) (*tls.Config, error) {
+	if tlsConf == nil {
+		tlsConf = &tls.Config{}
+	} else {
+		tlsConf = tlsConf.Clone()
+	}
+	if tlsConf.ServerName == "" {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, fmt.Errorf("quic: address %q: %w", addr, err)
+		}
+		tlsConf.ServerName = host
+	}
+	return tlsConf, nil
+}
+
+// Wrap adapts an established quic-go connection. Protocol reports its
+// negotiated ALPN. Closing the session closes the connection. The session's
+// Context cause is the connection's close error translated by [MapError].
+func Wrap(conn *quicgo.Conn) transport.Session {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	context.AfterFunc(conn.Context(), func() {
+		cancel(MapError(context.Cause(conn.Context())))
+	})
+	return &session{conn: conn, ctx: ctx}
+}
+
+type session struct {
+	conn *quicgo.Conn
+	ctx  context.Context
+}
+
+func (s *session) OpenStream(ctx context.Context) (transport.Stream, error) {
+	str, err := s.conn.OpenStreamSync(ctx)
+	if err != nil {
+		return nil, MapError(err)
+	}
+	return &stream{str: str}, nil
+}
+
+func (s *session) OpenUniStream(ctx context.Context) (transport.SendStream, error) {
+	str, err := s.conn.OpenUniStreamSync(ctx)
+	if err != nil {
+		return nil, MapError(err)
+	}
+	return &sendStream{str: str}, nil
+}
+
+func (s *session) AcceptStream(ctx context.Context) (transport.Stream, error) {
+	str, err := s.conn.AcceptStream(ctx)
+	if err != nil {
+		return nil, MapError(err)
+	}
+	return &stream{str: str}, nil
+}
+
+func (s *session) AcceptUniStream(ctx context.Context) (transport.ReceiveStream, error) {
+	str, err := s.conn.AcceptUniStream(ctx)
+	if err != nil {
+		return nil, MapError(err)
+	}
+	return &receiveStream{str: str}, nil
+}
+
+// CloseWithError closes the connection and returns once Context is done.
+func (s *session) CloseWithError(code uint32, reason string) error {
+	err := s.conn.CloseWithError(quicgo.ApplicationErrorCode(code), reason)
+	<-s.ctx.Done()
+	return err
+}
+
+func (s *session) Context() context.Context { return s.ctx }
+
+func (s *session) Protocol() string {
+	return s.conn.ConnectionState().TLS.NegotiatedProtocol
+}
+
+func (s *session) LocalAddr() net.Addr  { return s.conn.LocalAddr() }
+func (s *session) RemoteAddr() net.Addr { return s.conn.RemoteAddr() }
+
+// stream adapts a bidirectional quic-go stream.
+type stream struct{ str *quicgo.Stream }
+
+func (s *stream) Read(p []byte) (int, error) {
+	n, err := s.str.Read(p)
+	return n, MapError(err)
+}
+
+func (s *stream) Write(p []byte) (int, error) {
+	n, err := s.str.Write(p)
+	return n, MapError(err)
+}
+
+func (s *stream) Close() error             { return MapError(s.str.Close()) }
+func (s *stream) CancelWrite(code uint32)  { s.str.CancelWrite(quicgo.StreamErrorCode(code)) }
+func (s *stream) CancelRead(code uint32)   { s.str.CancelRead(quicgo.StreamErrorCode(code)) }
+func (s *stream) SetPriority(urgency int)  { s.str.SetPriority(clampUrgency(urgency), false) }
+func (s *stream) Context() context.Context { return s.str.Context() }
+
+// sendStream adapts a unidirectional quic-go send stream.
+type sendStream struct{ str *quicgo.SendStream }
+
+func (s *sendStream) Write(p []byte) (int, error) {
+	n, err := s.str.Write(p)
+	return n, MapError(err)
+}
+
+func (s *sendStream) Close() error             { return MapError(s.str.Close()) }
+func (s *sendStream) CancelWrite(code uint32)  { s.str.CancelWrite(quicgo.StreamErrorCode(code)) }
+func (s *sendStream) SetPriority(urgency int)  { s.str.SetPriority(clampUrgency(urgency), false) }
+func (s *sendStream) Context() context.Context { return s.str.Context() }
+
+// receiveStream adapts a unidirectional quic-go receive stream.
+type receiveStream struct{ str *quicgo.ReceiveStream }
+
+func (s *receiveStream) Read(p []byte) (int, error) {
+	n, err := s.str.Read(p)
+	return n, MapError(err)
+}
+
+func (s *receiveStream) CancelRead(code uint32) { s.str.CancelRead(quicgo.StreamErrorCode(code)) }
+
+// clampUrgency maps the interface urgency onto RFC 9218's 0..7 before the
+// int8 conversion, so out-of-range values cannot wrap around.
+func clampUrgency(urgency int) int8 {
+	return int8(max(0, min(urgency, 7)))
+}
+
+// MapError translates quic-go errors into the transport error types:
+// *quicgo.StreamError becomes *[transport.StreamError] and
+// *quicgo.ApplicationError becomes *[transport.SessionError]. Codes above
+// math.MaxUint32 (QUIC allows 62 bits) saturate to math.MaxUint32. Other
+// errors, including nil, io.EOF, idle timeouts and context errors, are
+// returned unchanged.
+func MapError(err error) error {
+	if err == nil {
+		return nil
+	}
+	if se, ok := errors.AsType[*quicgo.StreamError](err); ok {
+		return &transport.StreamError{Code: saturate(uint64(se.ErrorCode)), Remote: se.Remote}
+	}
+	if ae, ok := errors.AsType[*quicgo.ApplicationError](err); ok {
+		return &transport.SessionError{Code: saturate(uint64(ae.ErrorCode)), Reason: ae.ErrorMessage, Remote: ae.Remote}
+	}
+	return err
+}
+
+func saturate(code uint64) uint32 {
+	return uint32(min(code, math.MaxUint32))
+}
+
+var (
+	_ transport.Session       = (*session)(nil)
+	_ transport.Stream        = (*stream)(nil)
+	_ transport.SendStream    = (*sendStream)(nil)
+	_ transport.ReceiveStream = (*receiveStream)(nil)
+)

@@ -1,0 +1,222 @@
+// Package webtransport carries moq sessions over WebTransport (HTTP/3), the
+// transport browsers use, on top of quic-go's webtransport-go.
+//
+// A WebTransport session owns its QUIC connection here: the client dials one
+// connection per session and the server accepts one session per connection
+// (webtransport-go refuses further sessions without WebTransport flow
+// control). When the session ends the connection is closed too. The side
+// that receives a close capsule closes the connection at once; the side that
+// sent one waits briefly for that, so the capsule is not overtaken by a
+// CONNECTION_CLOSE, and then closes the connection itself with the session
+// code mapped into the HTTP/3 error space.
+//
+// webtransport-go streams have no send priorities, so SetPriority is a no-op.
+package webtransport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	quicgo "github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/http3"
+	wt "github.com/quic-go/webtransport-go"
+
+	"github.com/moqgo/moq/transport"
+)
+
+// Bounds of the time a session closed locally waits for the peer to close
+// the QUIC connection after receiving the close capsule.
+const (
+	minLinger = 100 * time.Millisecond
+	maxLinger = 3 * time.Second
+)
+
+// session adapts a webtransport-go session and owns its QUIC connection.
+type session struct {
+	sess *wt.Session
+	conn *quicgo.Conn
+	ctx  context.Context
+}
+
+// wrap adapts sess on conn. onDone, if not nil, is called once the session
+// has ended and the connection is closed.
+func wrap(sess *wt.Session, conn *quicgo.Conn, onDone func()) *session {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	s := &session{sess: sess, conn: conn, ctx: ctx}
+	context.AfterFunc(sess.Context(), func() {
+		s.finish(cancel)
+		if onDone != nil {
+			onDone()
+		}
+	})
+	return s
+}
+
+// finish runs once the webtransport-go session has ended: it records the
+// cause and closes the QUIC connection.
+func (s *session) finish(cancel context.CancelCauseFunc) {
+	// The session is closed, so AcceptUniStream returns the error that
+	// closed it without dequeuing anything.
+	probe, stop := context.WithCancel(context.Background())
+	stop()
+	_, closeErr := s.sess.AcceptUniStream(probe)
+
+	var wtErr *wt.SessionError
+	if errors.As(closeErr, &wtErr) {
+		cancel(mapError(wtErr))
+		if wtErr.Remote {
+			s.closeConn(quicgo.ApplicationErrorCode(http3.ErrCodeNoError), "")
+			return
+		}
+		s.linger()
+		s.closeConn(quicgo.ApplicationErrorCode(codeToHTTP(uint32(wtErr.ErrorCode))), wtErr.Message)
+		return
+	}
+	if isCleanFIN(closeErr) {
+		// A CONNECT stream finished without a close capsule means code 0.
+		cancel(&transport.SessionError{Remote: true})
+		s.closeConn(quicgo.ApplicationErrorCode(http3.ErrCodeNoError), "")
+		return
+	}
+	// The connection died, or the CONNECT stream failed. If the peer closed
+	// the connection, its error takes precedence over our close below.
+	s.closeConn(quicgo.ApplicationErrorCode(http3.ErrCodeNoError), "")
+	cause := context.Cause(s.conn.Context())
+	if ae, ok := errors.AsType[*quicgo.ApplicationError](cause); ok && ae.Remote {
+		if se, ok := connCloseError(ae); ok {
+			cancel(se)
+			return
+		}
+	}
+	if ae, ok := errors.AsType[*quicgo.ApplicationError](cause); ok && !ae.Remote &&
+		ae.ErrorCode == quicgo.ApplicationErrorCode(http3.ErrCodeNoError) {
+		cause = closeErr // we closed the connection above: report why
+	}
+	cancel(fmt.Errorf("webtransport: session ended: %w", cause))
+}
+
+// isCleanFIN reports whether err is webtransport-go's report of the peer
+// finishing the CONNECT stream without a close capsule.
+func isCleanFIN(err error) bool {
+	var h3 *http3.Error
+	return errors.As(err, &h3) && h3.ErrorCode == http3.ErrCodeDatagramError && h3.ErrorMessage == io.EOF.Error()
+}
+
+// linger waits until the peer closes the connection, for a few probe
+// timeouts at most.
+func (s *session) linger() {
+	stats := s.conn.ConnectionStats()
+	d := min(max(3*(stats.SmoothedRTT+4*stats.MeanDeviation), minLinger), maxLinger)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-s.conn.Context().Done():
+	case <-t.C:
+	}
+}
+
+func (s *session) closeConn(code quicgo.ApplicationErrorCode, reason string) {
+	_ = s.conn.CloseWithError(code, reason)
+}
+
+func (s *session) OpenStream(ctx context.Context) (transport.Stream, error) {
+	str, err := s.sess.OpenStreamSync(ctx)
+	if err != nil {
+		return nil, mapError(err)
+	}
+	return &stream{str: str}, nil
+}
+
+func (s *session) OpenUniStream(ctx context.Context) (transport.SendStream, error) {
+	str, err := s.sess.OpenUniStreamSync(ctx)
+	if err != nil {
+		return nil, mapError(err)
+	}
+	return &sendStream{str: str}, nil
+}
+
+func (s *session) AcceptStream(ctx context.Context) (transport.Stream, error) {
+	str, err := s.sess.AcceptStream(ctx)
+	if err != nil {
+		return nil, mapError(err)
+	}
+	return &stream{str: str}, nil
+}
+
+func (s *session) AcceptUniStream(ctx context.Context) (transport.ReceiveStream, error) {
+	str, err := s.sess.AcceptUniStream(ctx)
+	if err != nil {
+		return nil, mapError(err)
+	}
+	return &receiveStream{str: str}, nil
+}
+
+// CloseWithError sends a WT_CLOSE_SESSION capsule and returns once Context
+// is done; the QUIC connection is closed in the background.
+func (s *session) CloseWithError(code uint32, reason string) error {
+	err := s.sess.CloseWithError(wt.SessionErrorCode(code), reason)
+	<-s.ctx.Done()
+	return err
+}
+
+func (s *session) Context() context.Context { return s.ctx }
+
+func (s *session) Protocol() string {
+	return s.sess.SessionState().ApplicationProtocol
+}
+
+func (s *session) LocalAddr() net.Addr  { return s.sess.LocalAddr() }
+func (s *session) RemoteAddr() net.Addr { return s.sess.RemoteAddr() }
+
+// stream adapts a bidirectional WebTransport stream.
+type stream struct{ str *wt.Stream }
+
+func (s *stream) Read(p []byte) (int, error) {
+	n, err := s.str.Read(p)
+	return n, mapError(err)
+}
+
+func (s *stream) Write(p []byte) (int, error) {
+	n, err := s.str.Write(p)
+	return n, mapError(err)
+}
+
+func (s *stream) Close() error             { return mapError(s.str.Close()) }
+func (s *stream) CancelWrite(code uint32)  { s.str.CancelWrite(wt.StreamErrorCode(code)) }
+func (s *stream) CancelRead(code uint32)   { s.str.CancelRead(wt.StreamErrorCode(code)) }
+func (s *stream) SetPriority(int)          {}
+func (s *stream) Context() context.Context { return s.str.Context() }
+
+// sendStream adapts a unidirectional WebTransport send stream.
+type sendStream struct{ str *wt.SendStream }
+
+func (s *sendStream) Write(p []byte) (int, error) {
+	n, err := s.str.Write(p)
+	return n, mapError(err)
+}
+
+func (s *sendStream) Close() error             { return mapError(s.str.Close()) }
+func (s *sendStream) CancelWrite(code uint32)  { s.str.CancelWrite(wt.StreamErrorCode(code)) }
+func (s *sendStream) SetPriority(int)          {}
+func (s *sendStream) Context() context.Context { return s.str.Context() }
+
+// receiveStream adapts a unidirectional WebTransport receive stream.
+type receiveStream struct{ str *wt.ReceiveStream }
+
+func (s *receiveStream) Read(p []byte) (int, error) {
+	n, err := s.str.Read(p)
+	return n, mapError(err)
+}
+
+func (s *receiveStream) CancelRead(code uint32) { s.str.CancelRead(wt.StreamErrorCode(code)) }
+
+var (
+	_ transport.Session       = (*session)(nil)
+	_ transport.Stream        = (*stream)(nil)
+	_ transport.SendStream    = (*sendStream)(nil)
+	_ transport.ReceiveStream = (*receiveStream)(nil)
+)
