@@ -208,7 +208,7 @@ func (s *Session) serveSubscribe(cs *controlStream) {
 		// right after does not cut the end off.
 		waitFor(ctx.Done(), trackEndGrace)
 		_ = cs.st.Close()
-		waitFor(peerDone, drainTimeout)
+		waitFor(peerDone, peerCloseTimeout)
 		cs.st.CancelRead(ErrorCode(ErrCancel))
 		log.Debug("subscription complete")
 	case s.ctx.Err() != nil:
@@ -316,6 +316,7 @@ func (s *Session) serveGroup(ctx context.Context, sv *served, group *GroupConsum
 
 	if err := s.writeGroup(ctx, st, sv.id, group); err != nil {
 		if ctx.Err() == nil && !isStreamStopped(err) {
+			s.log.Debug("group failed", "id", sv.id, "group", group.Sequence(), "err", err)
 			st.CancelWrite(ErrorCode(err))
 		}
 		return

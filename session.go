@@ -33,8 +33,11 @@ const (
 	// group stream was written, because the JS client drops group data that it
 	// has not yet read when the subscribe stream ends.
 	trackEndGrace = 100 * time.Millisecond
-	// drainTimeout bounds how long Close waits for finished tracks to flush.
-	drainTimeout = 2 * time.Second
+	// closeTimeout bounds how long Close waits for finished tracks to flush.
+	closeTimeout = 10 * time.Second
+	// peerCloseTimeout bounds the wait for the peer to answer the end of a
+	// subscription by closing its side.
+	peerCloseTimeout = 2 * time.Second
 )
 
 // Config describes what a session publishes and consumes, and how Dial connects.
@@ -162,12 +165,20 @@ func (s *Session) Wait(ctx context.Context) error {
 	}
 }
 
-// Close ends the session cleanly. Subscriptions whose track has already
-// finished get up to two seconds to deliver their remaining groups first, so a
-// publisher can Finish its tracks and Close without cutting off their end.
-// Close waits for the session's goroutines to exit.
+// Close ends the session cleanly: it is Shutdown with a ten-second limit.
 func (s *Session) Close() error {
-	s.drain(drainTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	defer cancel()
+	return s.Shutdown(ctx)
+}
+
+// Shutdown ends the session cleanly after delivering what is finished:
+// subscriptions whose track has already finished get to send their remaining
+// groups until ctx is done, so a publisher can Finish its tracks and shut down
+// without cutting off their end. Other subscriptions end at once. Shutdown
+// waits for the session's goroutines to exit.
+func (s *Session) Shutdown(ctx context.Context) error {
+	s.drain(ctx)
 	s.end(nil)
 	s.wg.Wait()
 	return nil
@@ -183,9 +194,9 @@ func (s *Session) CloseWithError(err error) error {
 	return nil
 }
 
-// drain waits up to timeout for the served subscriptions whose tracks have
-// finished to complete.
-func (s *Session) drain(timeout time.Duration) {
+// drain waits until the served subscriptions whose tracks have finished are
+// complete, or ctx is done.
+func (s *Session) drain(ctx context.Context) {
 	s.mu.Lock()
 	var waits []<-chan struct{}
 	for sv := range s.served {
@@ -194,15 +205,10 @@ func (s *Session) drain(timeout time.Duration) {
 		}
 	}
 	s.mu.Unlock()
-	if len(waits) == 0 {
-		return
-	}
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
 	for _, done := range waits {
 		select {
 		case <-done:
-		case <-timer.C:
+		case <-ctx.Done():
 			return
 		case <-s.ctx.Done():
 			return

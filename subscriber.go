@@ -269,6 +269,7 @@ func (s *Session) recvGroup(st transport.ReceiveStream) {
 	}
 	defer group.Close()
 	if err := readFrames(r, group); err != nil {
+		s.log.Debug("receiving group failed", "id", hdr.SubscribeID, "group", hdr.Sequence, "err", err)
 		err = s.remoteEnd(err)
 		if err == nil {
 			err = ErrCancel

@@ -155,7 +155,7 @@ func TestEndToEnd(t *testing.T) {
 				t.Fatal(err)
 			}
 			// The publisher leaves once its track is delivered.
-			if err := pub.Close(); err != nil {
+			if err := pub.Shutdown(ctx); err != nil {
 				t.Fatal(err)
 			}
 			wg.Wait()

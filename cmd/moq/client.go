@@ -108,7 +108,11 @@ func explainDial(url string, err error) error {
 		return err
 	case errors.As(err, &unknownCA), errors.As(err, &hostErr), errors.As(err, &verifyErr),
 		strings.Contains(err.Error(), "certificate"):
-		return fmt.Errorf("%v\nthe server's TLS certificate is not trusted: for a local relay use an http:// URL (it fetches the certificate hash), --fingerprint HEX, or --insecure", err)
+		reason := err.Error()
+		if i := strings.LastIndex(reason, "tls: "); i >= 0 {
+			reason = reason[i:]
+		}
+		return fmt.Errorf("cannot connect to %s: %s; for a local relay use an http:// URL (it fetches the certificate hash), --fingerprint HEX or --insecure", url, reason)
 	case errors.As(err, &idle), errors.As(err, &handshake), errors.Is(err, syscall.ECONNREFUSED),
 		errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("cannot reach %s: %v (is the relay running?)", url, err)

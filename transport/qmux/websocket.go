@@ -1,0 +1,274 @@
+// Package qmux carries transport.Session over a WebSocket, interoperating with
+// the npm package @moq/qmux (the WebSocket fallback of @moq/lite).
+//
+// Two framings exist, chosen by the WebSocket subprotocol: QMux draft-00
+// ("qmux-00", QUIC frames with transport parameters and stream- and
+// connection-level flow control) and the older "webtransport" framing (one-byte
+// frame types, no flow control). Each WebSocket binary message carries exactly
+// one frame. A subprotocol suffix after the framing name ("qmux-00.moq-lite-03")
+// carries the application protocol, reported by Session.Protocol.
+//
+// In qmux-00 a session declares the @moq/qmux defaults (1 MiB per connection,
+// 256 KiB per stream, 100 bidirectional and 100 unidirectional streams) and
+// grants more as the application reads and finishes streams. As in QUIC, unread
+// data holds connection credit: read each stream to io.EOF or call CancelRead,
+// and read streams concurrently. The legacy framing has no flow control; there
+// the session stops reading the WebSocket while 16 MiB are left unread.
+//
+// A peer that breaks the protocol (a malformed or oversized frame, data beyond
+// its credit, too many streams) ends the session with a *TransportError, which
+// is also sent to it in a CONNECTION_CLOSE frame (in the legacy framing, an
+// APPLICATION_CLOSE carrying the transport error code).
+//
+// Send priorities (SetPriority) are honoured: the single writer of a session
+// always sends the pending data of the most urgent stream first, streams of
+// equal urgency in the order they were opened.
+package qmux
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/coder/websocket"
+
+	"github.com/moqgo/moq/transport"
+)
+
+// Subprotocol names; an application protocol P is offered as "qmux-00.P" and
+// "webtransport.P".
+const (
+	SubprotocolQMux00       = "qmux-00"
+	SubprotocolWebTransport = "webtransport"
+)
+
+// Offer returns the Sec-WebSocket-Protocol values a client offers for the given
+// application protocols, in preference order, as @moq/qmux does: "qmux-00",
+// "webtransport", then "qmux-00.P" and "webtransport.P" for each P (an existing
+// framing prefix on P is stripped first).
+func Offer(protocols []string) []string {
+	out := []string{SubprotocolQMux00, SubprotocolWebTransport}
+	for _, p := range protocols {
+		p = stripFraming(p)
+		for _, o := range [...]string{SubprotocolQMux00 + "." + p, SubprotocolWebTransport + "." + p} {
+			if !slices.Contains(out, o) {
+				out = append(out, o)
+			}
+		}
+	}
+	return out
+}
+
+func stripFraming(p string) string {
+	if s, ok := strings.CutPrefix(p, SubprotocolQMux00+"."); ok {
+		return s
+	}
+	if s, ok := strings.CutPrefix(p, SubprotocolWebTransport+"."); ok {
+		return s
+	}
+	return p
+}
+
+// Select returns the subprotocol a server answers to a client offering offered,
+// given its own application protocols in preference order: "qmux-00.P" for the
+// first P the client offered that way, else bare "qmux-00" (the application then
+// negotiates in-band), else the same two choices in the legacy framing, else ""
+// (legacy framing, no subprotocol).
+func Select(offered, protocols []string) string {
+	for _, framing := range [...]string{SubprotocolQMux00, SubprotocolWebTransport} {
+		for _, p := range protocols {
+			if want := framing + "." + p; slices.Contains(offered, want) {
+				return want
+			}
+		}
+		if slices.Contains(offered, framing) {
+			return framing
+		}
+	}
+	return ""
+}
+
+// ParseSubprotocol splits a negotiated subprotocol into its framing and
+// application protocol, as @moq/qmux does: anything that is not "qmux-00" or
+// "qmux-00.P" uses the legacy framing.
+func ParseSubprotocol(sub string) (Framing, string) {
+	switch {
+	case sub == SubprotocolQMux00:
+		return QMux00, ""
+	case strings.HasPrefix(sub, SubprotocolQMux00+"."):
+		return QMux00, sub[len(SubprotocolQMux00)+1:]
+	case strings.HasPrefix(sub, SubprotocolWebTransport+"."):
+		return WebTransport, sub[len(SubprotocolWebTransport)+1:]
+	default:
+		return WebTransport, ""
+	}
+}
+
+// offeredSubprotocols lists the tokens of the request's Sec-WebSocket-Protocol headers.
+func offeredSubprotocols(h http.Header) []string {
+	var out []string
+	for _, v := range h.Values("Sec-WebSocket-Protocol") {
+		for t := range strings.SplitSeq(v, ",") {
+			if t = strings.TrimSpace(t); t != "" {
+				out = append(out, t)
+			}
+		}
+	}
+	return out
+}
+
+func headerHasToken(h http.Header, key, token string) bool {
+	for _, v := range h.Values(key) {
+		for t := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Offered reports whether r asks for a WebSocket upgrade, so that one HTTP
+// handler can serve both WebSocket sessions and plain requests.
+func Offered(r *http.Request) bool {
+	return r.Method == http.MethodGet &&
+		headerHasToken(r.Header, "Connection", "upgrade") &&
+		headerHasToken(r.Header, "Upgrade", "websocket")
+}
+
+// Accept upgrades r to a WebSocket and starts a server session on it, on whatever
+// URL path the client used. protocols are the application protocols the server
+// supports, most preferred first (see Select). Cross-origin requests are
+// accepted. On failure an HTTP error has been written to w.
+func Accept(w http.ResponseWriter, r *http.Request, protocols []string) (transport.Session, error) {
+	var subs []string
+	if sel := Select(offeredSubprotocols(r.Header), protocols); sel != "" {
+		subs = []string{sel}
+	}
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		Subprotocols:       subs,
+		InsecureSkipVerify: true, // browsers connect from any origin
+	})
+	if err != nil {
+		return nil, fmt.Errorf("qmux: %w", err)
+	}
+	framing, proto := ParseSubprotocol(conn.Subprotocol())
+	laddr, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if laddr == nil {
+		laddr = wsAddr(r.Host)
+	}
+	return newSession(conn, framing, proto, true, laddr, parseAddr(r.RemoteAddr)), nil
+}
+
+// DialOptions configures Dial.
+type DialOptions struct {
+	// HTTPClient performs the upgrade request. When nil, a client using TLSConfig
+	// is built for the call. With a custom client, the session's LocalAddr is
+	// unknown (empty) and RemoteAddr is the URL's host.
+	HTTPClient *http.Client
+	// TLSConfig configures wss:// connections when HTTPClient is nil.
+	TLSConfig *tls.Config
+	// Header is added to the upgrade request (for example Authorization).
+	Header http.Header
+}
+
+// Dial opens a client session to a ws://, wss://, http:// or https:// URL (http
+// and https are rewritten to ws and wss). protocols are the application protocols
+// to offer, most preferred first (see Offer); ctx bounds the handshake only.
+func Dial(ctx context.Context, rawURL string, protocols []string, opts *DialOptions) (transport.Session, error) {
+	s, err := dial(ctx, rawURL, Offer(protocols), opts)
+	if err != nil {
+		return nil, err // not a typed nil
+	}
+	return s, nil
+}
+
+// dial is Dial with an explicit list of subprotocols to offer.
+func dial(ctx context.Context, rawURL string, offer []string, opts *DialOptions) (*session, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("qmux: %w", err)
+	}
+	switch u.Scheme {
+	case "ws", "wss":
+	case "http":
+		u.Scheme = "ws"
+	case "https":
+		u.Scheme = "wss"
+	default:
+		return nil, fmt.Errorf("qmux: unsupported URL scheme %q", u.Scheme)
+	}
+	if opts == nil {
+		opts = &DialOptions{}
+	}
+	var addrs connAddrs
+	client := opts.HTTPClient
+	if client == nil {
+		dialer := &net.Dialer{}
+		tr := &http.Transport{
+			Proxy:           http.ProxyFromEnvironment,
+			TLSClientConfig: opts.TLSConfig.Clone(),
+			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				c, err := dialer.DialContext(ctx, network, addr)
+				if err == nil {
+					addrs.set(c.LocalAddr(), c.RemoteAddr())
+				}
+				return c, err
+			},
+		}
+		defer tr.CloseIdleConnections()
+		client = &http.Client{Transport: tr}
+	}
+	conn, _, err := websocket.Dial(ctx, u.String(), &websocket.DialOptions{
+		HTTPClient:   client,
+		HTTPHeader:   opts.Header,
+		Subprotocols: offer,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("qmux: %w", err)
+	}
+	framing, proto := ParseSubprotocol(conn.Subprotocol())
+	laddr, raddr := addrs.get()
+	if laddr == nil {
+		laddr, raddr = wsAddr(""), wsAddr(u.Host)
+	}
+	return newSession(conn, framing, proto, false, laddr, raddr), nil
+}
+
+// connAddrs records the addresses of the connection a Dial made.
+type connAddrs struct {
+	mu            sync.Mutex
+	local, remote net.Addr
+}
+
+func (a *connAddrs) set(local, remote net.Addr) {
+	a.mu.Lock()
+	a.local, a.remote = local, remote
+	a.mu.Unlock()
+}
+
+func (a *connAddrs) get() (net.Addr, net.Addr) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.local, a.remote
+}
+
+// wsAddr is an address known only as text.
+type wsAddr string
+
+func (a wsAddr) Network() string { return "websocket" }
+func (a wsAddr) String() string  { return string(a) }
+
+func parseAddr(s string) net.Addr {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return net.TCPAddrFromAddrPort(ap)
+	}
+	return wsAddr(s)
+}
