@@ -10,11 +10,14 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
+	"time"
 
 	quicgo "github.com/quic-go/quic-go"
 
 	"github.com/moqgo/moq/internal/selfsign"
 	"github.com/moqgo/moq/transport"
+	"github.com/moqgo/moq/transport/qmux"
 	quictransport "github.com/moqgo/moq/transport/quic"
 	"github.com/moqgo/moq/transport/webtransport"
 )
@@ -32,7 +35,20 @@ type DialOptions struct {
 	// HTTPClient fetches /certificate.sha256 for http:// URLs; nil uses a
 	// client with no proxy.
 	HTTPClient *http.Client
+	// WebSocketFallback makes Dial race WebSocket against WebTransport for
+	// https:// and http:// URLs, as the browser clients do: WebTransport
+	// starts first, WebSocket (QMux, on the same host and path) 200 ms later,
+	// and the first session up wins. A URL where WebSocket won before gets no
+	// head start.
+	WebSocketFallback bool
 }
+
+// webSocketHeadStart is how long WebTransport may try alone before a racing
+// WebSocket attempt starts.
+const webSocketHeadStart = 200 * time.Millisecond
+
+// webSocketWon remembers the URLs where WebSocket won a race.
+var webSocketWon sync.Map
 
 // ErrUnsupportedURL reports a URL whose scheme Dial cannot use.
 var ErrUnsupportedURL = errors.New("moq: unsupported URL")
@@ -46,6 +62,8 @@ var ErrUnsupportedURL = errors.New("moq: unsupported URL")
 //     certificate hash over plain HTTP from /certificate.sha256, then connects
 //     over WebTransport trusting exactly that certificate, as browsers do.
 //   - moqt://host:port and moql://host:port — raw QUIC with moq ALPNs.
+//   - ws://host:port/path and wss://host:port/path — WebSocket with QMux, for
+//     networks or servers without QUIC.
 //
 // ctx bounds connecting and the handshake.
 func Dial(ctx context.Context, rawURL string, cfg *Config) (*Session, error) {
@@ -70,23 +88,23 @@ func dialTransport(ctx context.Context, rawURL string, cfg *Config) (transport.S
 	opts := cfg.DialOptions
 	switch u.Scheme {
 	case "http":
-		fp, err := fetchFingerprint(ctx, opts.HTTPClient, u)
-		if err != nil {
-			return nil, err
+		// Without a fingerprint given, ask the server for its certificate's.
+		if opts.Fingerprint == "" {
+			fp, err := fetchFingerprint(ctx, opts.HTTPClient, u)
+			if err != nil {
+				return nil, err
+			}
+			opts.Fingerprint = fp
 		}
-		opts.Fingerprint = fp
 		u.Scheme = "https"
 		fallthrough
 	case "https":
-		tlsConf, err := opts.clientTLS(u)
-		if err != nil {
-			return nil, err
+		if opts.WebSocketFallback {
+			return raceTransports(ctx, rawURL, u, cfg, &opts)
 		}
-		conn, _, err := webtransport.Dial(ctx, u.String(), tlsConf, protocols(cfg.versions()), nil)
-		if err != nil {
-			return nil, fmt.Errorf("moq: WebTransport connect to %s: %w", u.Host, err)
-		}
-		return conn, nil
+		return dialWebTransport(ctx, u, cfg, &opts)
+	case "ws", "wss":
+		return dialWebSocket(ctx, u, cfg, &opts)
 	case "moqt", "moql":
 		tlsConf, err := opts.clientTLS(u)
 		if err != nil {
@@ -103,8 +121,97 @@ func dialTransport(ctx context.Context, rawURL string, cfg *Config) (transport.S
 		}
 		return conn, nil
 	default:
-		return nil, fmt.Errorf("%w %q: scheme must be https, http, moqt or moql", ErrUnsupportedURL, rawURL)
+		return nil, fmt.Errorf("%w %q: scheme must be https, http, moqt, moql, wss or ws", ErrUnsupportedURL, rawURL)
 	}
+}
+
+func dialWebTransport(ctx context.Context, u *url.URL, cfg *Config, opts *DialOptions) (transport.Session, error) {
+	tlsConf, err := opts.clientTLS(u)
+	if err != nil {
+		return nil, err
+	}
+	conn, _, err := webtransport.Dial(ctx, u.String(), tlsConf, protocols(cfg.versions()), nil)
+	if err != nil {
+		return nil, fmt.Errorf("moq: WebTransport connect to %s: %w", u.Host, err)
+	}
+	return conn, nil
+}
+
+func dialWebSocket(ctx context.Context, u *url.URL, cfg *Config, opts *DialOptions) (transport.Session, error) {
+	wsOpts := &qmux.DialOptions{}
+	if u.Scheme == "wss" {
+		tlsConf, err := opts.clientTLS(u)
+		if err != nil {
+			return nil, err
+		}
+		wsOpts.TLSConfig = tlsConf
+	}
+	conn, err := qmux.Dial(ctx, u.String(), protocols(cfg.versions()), wsOpts)
+	if err != nil {
+		return nil, fmt.Errorf("moq: WebSocket connect to %s: %w", u.Host, err)
+	}
+	return conn, nil
+}
+
+// raceTransports dials WebTransport and, after a head start, WebSocket to the
+// same host and path; the first session up wins and the other is closed.
+// key identifies the URL for remembering which transport won.
+func raceTransports(ctx context.Context, key string, u *url.URL, cfg *Config, opts *DialOptions) (transport.Session, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		conn transport.Session
+		err  error
+		ws   bool
+	}
+	results := make(chan result, 2)
+	go func() {
+		conn, err := dialWebTransport(ctx, u, cfg, opts)
+		results <- result{conn, err, false}
+	}()
+	headStart := webSocketHeadStart
+	if _, ok := webSocketWon.Load(key); ok {
+		headStart = 0
+	}
+	wsURL := *u
+	wsURL.Scheme = "wss"
+	if strings.HasPrefix(key, "http:") {
+		// A local relay reached through http:// serves WebSocket in the clear.
+		wsURL.Scheme = "ws"
+	}
+	go func() {
+		timer := time.NewTimer(headStart)
+		defer timer.Stop()
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			results <- result{err: ctx.Err(), ws: true}
+			return
+		}
+		conn, err := dialWebSocket(ctx, &wsURL, cfg, opts)
+		results <- result{conn, err, true}
+	}()
+	var errs []error
+	for range 2 {
+		r := <-results
+		if r.err != nil {
+			errs = append(errs, r.err)
+			continue
+		}
+		if r.ws {
+			webSocketWon.Store(key, true)
+		}
+		if len(errs) == 0 {
+			// The other attempt is cancelled; close it should it still succeed.
+			go func() {
+				if other := <-results; other.conn != nil {
+					_ = other.conn.CloseWithError(0, "lost the connection race")
+				}
+			}()
+		}
+		return r.conn, nil
+	}
+	return nil, errors.Join(errs...)
 }
 
 // hostPort returns u's host with the default port 443 when none is given.

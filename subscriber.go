@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
+	"time"
 
 	"github.com/moqgo/moq/internal/lite"
 	"github.com/moqgo/moq/internal/wire"
@@ -147,6 +149,58 @@ func (s *Session) remoteEnd(err error) error {
 // subscription is one of our subscriptions to the peer.
 type subscription struct {
 	track *TrackProducer
+
+	mu      sync.Mutex
+	active  int           // group streams being received
+	changed chan struct{} // closed and replaced when a group stream starts or ends
+}
+
+func newSubscription(track *TrackProducer) *subscription {
+	return &subscription{track: track, changed: make(chan struct{})}
+}
+
+// groupStream records a group stream starting (+1) or ending (-1).
+func (sub *subscription) groupStream(delta int) {
+	sub.mu.Lock()
+	sub.active += delta
+	close(sub.changed)
+	sub.changed = make(chan struct{})
+	sub.mu.Unlock()
+}
+
+// lateGroupWindow is how long a subscription whose stream the peer ended keeps
+// accepting group streams that have not arrived yet.
+const lateGroupWindow = 500 * time.Millisecond
+
+// waitQuiet returns once no group stream is open and none started for
+// lateGroupWindow. Peers may end a subscription before all its group streams
+// arrive (the JS publisher closes the subscribe stream as soon as its track
+// ends, while its groups are still being sent), and a group arriving after the
+// track is finished would be refused.
+func (sub *subscription) waitQuiet(ctx context.Context) {
+	for {
+		sub.mu.Lock()
+		active, changed := sub.active, sub.changed
+		sub.mu.Unlock()
+		if active > 0 {
+			select {
+			case <-changed:
+				continue
+			case <-ctx.Done():
+				return
+			}
+		}
+		timer := time.NewTimer(lateGroupWindow)
+		select {
+		case <-changed:
+			timer.Stop()
+		case <-timer.C:
+			return
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		}
+	}
 }
 
 // runSubscription subscribes to a track the peer publishes and feeds it until
@@ -156,7 +210,8 @@ func (s *Session) runSubscription(path Path, track *TrackProducer) {
 	s.mu.Lock()
 	id := s.nextID
 	s.nextID++
-	s.subs[id] = &subscription{track: track}
+	sub := newSubscription(track)
+	s.subs[id] = sub
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
@@ -164,8 +219,11 @@ func (s *Session) runSubscription(path Path, track *TrackProducer) {
 		s.mu.Unlock()
 	}()
 
-	err := s.remoteEnd(s.subscribe(id, path, track))
-	if err != nil {
+	err := s.subscribe(id, path, track)
+	if err == nil {
+		sub.waitQuiet(s.ctx)
+	}
+	if err = s.remoteEnd(err); err != nil {
 		s.log.Debug("subscription ended", "id", id, "broadcast", path, "track", track.Info().Name, "err", err)
 		_ = track.Abort(err)
 		return
@@ -262,6 +320,8 @@ func (s *Session) recvGroup(st transport.ReceiveStream) {
 		st.CancelRead(ErrorCode(ErrCancel))
 		return
 	}
+	sub.groupStream(1)
+	defer sub.groupStream(-1)
 	group, err := sub.track.CreateGroup(hdr.Sequence)
 	if err != nil {
 		st.CancelRead(ErrorCode(err))

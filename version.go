@@ -53,3 +53,14 @@ func protocols(versions []Version) []string {
 // hasAnnounceInit reports whether v opens announce streams with ANNOUNCE_INIT
 // and runs a session stream (lite-01/02).
 func hasAnnounceInit(v lite.Version) bool { return v == lite.Lite01 || v == lite.Lite02 }
+
+// Protocols returns the application protocols (QUIC ALPNs, WebTransport and
+// WebSocket protocols) for versions, most preferred first: one per
+// ALPN-selected version, then "moql" when any version is negotiated by SETUP.
+// No versions means DefaultVersions.
+func Protocols(versions ...Version) []string {
+	if len(versions) == 0 {
+		versions = DefaultVersions
+	}
+	return protocols(versions)
+}

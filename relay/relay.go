@@ -19,6 +19,8 @@ import (
 
 	"github.com/moqgo/moq"
 	"github.com/moqgo/moq/internal/selfsign"
+	"github.com/moqgo/moq/transport"
+	"github.com/moqgo/moq/transport/qmux"
 )
 
 // DefaultListen is where a relay listens when Config.Listen is empty.
@@ -37,6 +39,10 @@ type Config struct {
 	CertFile, KeyFile string
 	// Logger receives relay events; nil uses slog.Default().
 	Logger *slog.Logger
+	// WebSocketFramings orders the QMux framings offered to WebSocket
+	// clients, most preferred first; nil means qmux-00, then the legacy
+	// "webtransport" framing.
+	WebSocketFramings []qmux.Framing
 }
 
 // Relay is a running relay server.
@@ -46,11 +52,22 @@ type Relay struct {
 	cert        tls.Certificate
 	fingerprint string
 
-	server *moq.Server
-	http   *http.Server
-	udp    []net.PacketConn
-	tcp    []net.Listener
-	port   int
+	server   *moq.Server
+	http     *http.Server
+	mux      *http.ServeMux
+	framings []qmux.Framing
+	udp      []net.PacketConn
+	tcp      []net.Listener
+	port     int
+
+	// sessCtx ends every session when the relay shuts down.
+	sessCtx        context.Context
+	cancelSessions context.CancelFunc
+	// wsMu guards wsClosed; wsWG counts WebSocket sessions, which run on
+	// hijacked HTTP connections that http.Server.Shutdown does not track.
+	wsMu     sync.Mutex
+	wsClosed bool
+	wsWG     sync.WaitGroup
 
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -81,9 +98,11 @@ func New(cfg Config) (*Relay, error) {
 	if err := r.bind(listen); err != nil {
 		return nil, err
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /certificate.sha256", r.serveFingerprint)
-	r.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	r.framings = cfg.WebSocketFramings
+	r.sessCtx, r.cancelSessions = context.WithCancel(context.Background())
+	r.mux = http.NewServeMux()
+	r.mux.HandleFunc("GET /certificate.sha256", r.serveFingerprint)
+	r.http = &http.Server{Handler: http.HandlerFunc(r.serveHTTP), ReadHeaderTimeout: 10 * time.Second}
 	r.server = &moq.Server{
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13},
 		Logger:    log,
@@ -214,11 +233,10 @@ func (r *Relay) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	sessCtx, cancelSessions := context.WithCancel(context.Background())
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
-		r.acceptSessions(sessCtx)
+		r.acceptSessions(r.sessCtx)
 	}()
 
 	var err error
@@ -227,11 +245,15 @@ func (r *Relay) Run(ctx context.Context) error {
 	case <-r.closed:
 	case err = <-errs:
 	}
-	cancelSessions()
+	r.cancelSessions()
 	_ = r.server.Close()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = r.http.Shutdown(shutdownCtx)
+	r.wsMu.Lock()
+	r.wsClosed = true
+	r.wsMu.Unlock()
+	r.wsWG.Wait()
 	r.wg.Wait()
 	return err
 }
@@ -286,6 +308,40 @@ func (r *Relay) serveSession(ctx context.Context, req *moq.Request) {
 	} else {
 		log.Info("session closed")
 	}
+}
+
+// serveHTTP serves WebSocket sessions (QMux) on any path, and the HTTP
+// endpoints otherwise.
+func (r *Relay) serveHTTP(w http.ResponseWriter, req *http.Request) {
+	if qmux.Offered(req) {
+		r.serveWebSocket(w, req)
+		return
+	}
+	r.mux.ServeHTTP(w, req)
+}
+
+// serveWebSocket runs one WebSocket session on the handler's goroutine: the
+// URL path scopes it as for WebTransport.
+func (r *Relay) serveWebSocket(w http.ResponseWriter, req *http.Request) {
+	r.wsMu.Lock()
+	if r.wsClosed {
+		r.wsMu.Unlock()
+		http.Error(w, "relay shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	r.wsWG.Add(1)
+	r.wsMu.Unlock()
+	defer r.wsWG.Done()
+
+	remote, _ := net.ResolveTCPAddr("tcp", req.RemoteAddr)
+	u := *req.URL
+	u.Scheme, u.Host = "ws", req.Host
+	mreq := moq.NewRequest(&u, "websocket", remote, req.Header,
+		func() (transport.Session, error) {
+			return qmux.AcceptFramings(w, req, moq.Protocols(), r.framings)
+		},
+		func(err error) { http.Error(w, err.Error(), http.StatusForbidden) })
+	r.serveSession(r.sessCtx, mreq)
 }
 
 // serveFingerprint answers GET /certificate.sha256 with exactly the 64 hex

@@ -19,6 +19,7 @@ import (
 
 	"github.com/moqgo/moq"
 	"github.com/moqgo/moq/relay"
+	"github.com/moqgo/moq/transport/qmux"
 )
 
 func TestMain(m *testing.M) {
@@ -36,7 +37,14 @@ func testLogger() *slog.Logger {
 // startRelay runs a relay on a free loopback port for the test's lifetime.
 func startRelay(t *testing.T) *relay.Relay {
 	t.Helper()
-	r, err := relay.New(relay.Config{Listen: "127.0.0.1:0", Logger: testLogger()})
+	return startRelayWith(t, relay.Config{})
+}
+
+func startRelayWith(t *testing.T, cfg relay.Config) *relay.Relay {
+	t.Helper()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.Logger = testLogger()
+	r, err := relay.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,6 +66,8 @@ func relayURL(r *relay.Relay, transport string) string {
 		return "moqt://127.0.0.1:" + strconv.Itoa(r.Port())
 	case "webtransport":
 		return "https://127.0.0.1:" + strconv.Itoa(r.Port()) + "/"
+	case "websocket":
+		return "ws://127.0.0.1:" + strconv.Itoa(r.Port()) + "/"
 	}
 	panic("unknown transport " + transport)
 }
@@ -101,19 +111,22 @@ const (
 // subscribers and checks every byte, over each transport and mixed.
 func TestEndToEnd(t *testing.T) {
 	cases := []struct {
-		name string
-		pub  string
-		subs [3]string
+		name    string
+		pub     string
+		subs    [3]string
+		framing []qmux.Framing // WebSocket framings the relay prefers
 	}{
-		{"quic", "quic", [3]string{"quic", "quic", "quic"}},
-		{"webtransport", "webtransport", [3]string{"webtransport", "webtransport", "webtransport"}},
-		{"mixed", "quic", [3]string{"webtransport", "quic", "webtransport"}},
+		{"quic", "quic", [3]string{"quic", "quic", "quic"}, nil},
+		{"webtransport", "webtransport", [3]string{"webtransport", "webtransport", "webtransport"}, nil},
+		{"websocket", "websocket", [3]string{"websocket", "websocket", "websocket"}, nil},
+		{"websocket-legacy", "websocket", [3]string{"websocket", "websocket", "websocket"}, []qmux.Framing{qmux.WebTransport}},
+		{"mixed", "quic", [3]string{"webtransport", "websocket", "quic"}, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 			defer cancel()
-			r := startRelay(t)
+			r := startRelayWith(t, relay.Config{WebSocketFramings: tc.framing})
 			path := moq.NewPath("e2e", tc.name)
 
 			// The publisher.
@@ -335,7 +348,7 @@ func TestSubscribeUnknownBroadcast(t *testing.T) {
 	r := startRelay(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	for _, transport := range []string{"quic", "webtransport"} {
+	for _, transport := range []string{"quic", "webtransport", "websocket"} {
 		t.Run(transport, func(t *testing.T) {
 			sess := dial(t, ctx, r, transport, moq.Config{})
 			track, err := sess.ConsumeBroadcast(moq.NewPath("nobody/here")).SubscribeTrack(moq.Track{Name: "x"})

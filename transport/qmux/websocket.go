@@ -82,7 +82,20 @@ func stripFraming(p string) string {
 // negotiates in-band), else the same two choices in the legacy framing, else ""
 // (legacy framing, no subprotocol).
 func Select(offered, protocols []string) string {
-	for _, framing := range [...]string{SubprotocolQMux00, SubprotocolWebTransport} {
+	return selectFraming(offered, protocols, nil)
+}
+
+// selectFraming is Select with the server's framing preference; nil means
+// QMux00 then WebTransport.
+func selectFraming(offered, protocols []string, framings []Framing) string {
+	if len(framings) == 0 {
+		framings = []Framing{QMux00, WebTransport}
+	}
+	for _, f := range framings {
+		framing := SubprotocolQMux00
+		if f == WebTransport {
+			framing = SubprotocolWebTransport
+		}
 		for _, p := range protocols {
 			if want := framing + "." + p; slices.Contains(offered, want) {
 				return want
@@ -148,8 +161,16 @@ func Offered(r *http.Request) bool {
 // supports, most preferred first (see Select). Cross-origin requests are
 // accepted. On failure an HTTP error has been written to w.
 func Accept(w http.ResponseWriter, r *http.Request, protocols []string) (transport.Session, error) {
+	return AcceptFramings(w, r, protocols, nil)
+}
+
+// AcceptFramings is Accept with the server's framing preference, most
+// preferred first (nil means QMux00, then WebTransport). As with Accept, a
+// client that offers nothing acceptable gets the legacy framing without a
+// subprotocol.
+func AcceptFramings(w http.ResponseWriter, r *http.Request, protocols []string, framings []Framing) (transport.Session, error) {
 	var subs []string
-	if sel := Select(offeredSubprotocols(r.Header), protocols); sel != "" {
+	if sel := selectFraming(offeredSubprotocols(r.Header), protocols, framings); sel != "" {
 		subs = []string{sel}
 	}
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
