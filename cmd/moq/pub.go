@@ -77,11 +77,7 @@ func runPub(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 				}
 				return sess.Close()
 			}
-			if group == nil || frames == *groupEvery {
-				if group != nil {
-					_ = group.Finish()
-					group.Close()
-				}
+			if group == nil {
 				if group, err = track.AppendGroup(); err != nil {
 					return err
 				}
@@ -90,7 +86,12 @@ func runPub(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 			if err := group.WriteFrame(line); err != nil {
 				return err
 			}
-			frames++
+			// A full group is finished at once, not when the next line comes.
+			if frames++; frames == *groupEvery {
+				_ = group.Finish()
+				group.Close()
+				group = nil
+			}
 		case <-sess.Done():
 			if err := sess.Err(); err != nil {
 				return fmt.Errorf("session ended: %w", err)

@@ -131,6 +131,13 @@ export function verify(data, track, group, frame) {
 	return undefined;
 }
 
+/** Checks a text frame "track:group:frame"; returns an error string or undefined. */
+export function verifyText(data, track, group, frame) {
+	const got = decoder.decode(data);
+	const want = `${track}:${group}:${frame}`;
+	return got === want ? undefined : `t=${track} g=${group} f=${frame}: got ${JSON.stringify(got)}`;
+}
+
 /** Ends the process after the event loop drains, or forcibly after a grace. */
 export function exit(code = 0) {
 	setTimeout(() => process.exit(code), 200).unref();

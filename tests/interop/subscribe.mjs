@@ -1,8 +1,10 @@
 // Subscribes to tracks of a broadcast and verifies every frame. Reports the
 // first group of each track at once ("first"), then a result per track when
 // it ends.
-//   node subscribe.mjs --url URL --mode MODE --broadcast PATH --tracks t0,t1 --groups N --frames F
-import { Path, args, connect, emit, exit, verify } from "./lib.mjs";
+//   node subscribe.mjs --url URL --mode MODE --broadcast PATH --tracks t0,t1 --groups N --frames F [--format text]
+// With --format text every frame must be the text "track:group:frame" (what
+// `moq pub` sends for such lines); otherwise the binary payloads of lib.mjs.
+import { Path, args, connect, emit, exit, verify, verifyText } from "./lib.mjs";
 
 const a = args();
 const groups = Number(a.groups);
@@ -25,7 +27,8 @@ async function run(name) {
 			for (;;) {
 				const frame = await group.readFrame();
 				if (!frame) break;
-				const err = verify(frame, name, group.sequence, f);
+				const check = a.format === "text" ? verifyText : verify;
+				const err = check(frame, name, group.sequence, f);
 				if (err && errors.length < 10) errors.push(err);
 				f++;
 			}
