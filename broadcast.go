@@ -20,6 +20,10 @@ type broadcastState struct {
 	producers int // open BroadcastProducer and BroadcastDynamic handles
 	err       error
 	onEnd     []func() // run once, without locks, when the broadcast ends
+	// hops lists the ids of the relays the broadcast came through.
+	hops []uint64
+	// fetch answers fetches the cache cannot, while a dynamic handler is open.
+	fetch FetchHandler
 }
 
 // endLocked records err as the reason the broadcast ended and returns the
@@ -103,6 +107,7 @@ func (s *broadcastState) releaseDynamic() {
 	s.dynamic--
 	if s.dynamic == 0 {
 		s.dropRequestsLocked(ErrNotFound)
+		s.fetch = nil
 	}
 	s.mu.Unlock()
 	s.releaseProducer()
@@ -268,6 +273,17 @@ func (b *BroadcastProducer) Dynamic() *BroadcastDynamic {
 // Consume returns a consumer of the broadcast.
 func (b *BroadcastProducer) Consume() *BroadcastConsumer { return &BroadcastConsumer{state: b.state} }
 
+// SetHops records the ids of the relays the broadcast came through, the one
+// nearest to its origin first; sessions carry them in announcements so relays
+// can avoid loops. Set them before publishing the broadcast: origins compare
+// hop counts when a path is published twice.
+func (b *BroadcastProducer) SetHops(hops []uint64) {
+	s := b.state
+	s.mu.Lock()
+	s.hops = slices.Clone(hops)
+	s.mu.Unlock()
+}
+
 // Abort ends the broadcast with err (ErrCancel when nil), aborting its
 // tracks and pending requests. The first end wins.
 func (b *BroadcastProducer) Abort(err error) error {
@@ -336,6 +352,22 @@ func (d *BroadcastDynamic) RequestedTrack(ctx context.Context) (*TrackProducer, 
 	}
 }
 
+// FetchHandler answers a fetch of one group that the broadcast's cache does
+// not hold, for instance by asking the upstream publisher for it.
+type FetchHandler func(ctx context.Context, track string, sequence uint64, priority uint8) (*GroupConsumer, error)
+
+// HandleFetch installs h to answer the fetches the cache cannot (see
+// BroadcastConsumer.FetchGroup); nil removes it. The handler is dropped when
+// the last BroadcastDynamic closes.
+func (d *BroadcastDynamic) HandleFetch(h FetchHandler) {
+	s := d.state
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !d.h.isClosed() {
+		s.fetch = h
+	}
+}
+
 // Close releases this handler. It is idempotent.
 func (d *BroadcastDynamic) Close() {
 	if d.h.close() {
@@ -396,6 +428,52 @@ func (c *BroadcastConsumer) Closed(ctx context.Context) error {
 			return err
 		}
 	}
+}
+
+// Hops returns the ids of the relays the broadcast came through, the one
+// nearest to its origin first; empty for a local broadcast.
+func (c *BroadcastConsumer) Hops() []uint64 {
+	s := c.state
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.hops)
+}
+
+// hopCount returns the number of hops.
+func (c *BroadcastConsumer) hopCount() int {
+	s := c.state
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.hops)
+}
+
+// FetchGroup returns one group of the named track. A group held by the live
+// track's cache is returned at once, and a group newer than the track's
+// latest is waited for. Otherwise the fetch handler answers (see
+// BroadcastDynamic.HandleFetch), and without one the fetch fails with
+// ErrNotFound, as it does for a sequence at or past the end of a finished
+// track.
+func (c *BroadcastConsumer) FetchGroup(ctx context.Context, track string, sequence uint64, priority uint8) (*GroupConsumer, error) {
+	s := c.state
+	s.mu.Lock()
+	if s.err != nil {
+		err := s.err
+		s.mu.Unlock()
+		return nil, err
+	}
+	t := s.liveTrackLocked(track)
+	handler := s.fetch
+	s.mu.Unlock()
+	if t != nil {
+		g, err := t.fetchCached(ctx, sequence)
+		if g != nil || err != nil {
+			return g, err
+		}
+	}
+	if handler == nil {
+		return nil, ErrNotFound
+	}
+	return handler(ctx, track, sequence, priority)
 }
 
 // SameBroadcast reports whether both consumers read the same broadcast.

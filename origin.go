@@ -105,10 +105,15 @@ func (o *origin) notifyLocked(n *originNode, gone bool, b *BroadcastConsumer) {
 }
 
 // publishLocked makes b the active broadcast at full, keeping a previous one
-// as backup.
+// as backup. A broadcast that came through more relays than the active one
+// only becomes a backup: the shortest path wins, the newest among equals.
 func (o *origin) publishLocked(full Path, b *BroadcastConsumer) {
 	n := o.leafLocked(full)
 	if n.active != nil {
+		if b.hopCount() > n.active.hopCount() {
+			n.backup = append(n.backup, b)
+			return
+		}
 		n.backup = append(n.backup, n.active)
 		n.active = b
 		o.notifyLocked(n, true, b)
@@ -118,8 +123,20 @@ func (o *origin) publishLocked(full Path, b *BroadcastConsumer) {
 	o.notifyLocked(n, false, b)
 }
 
+// bestBackupLocked returns the index of the backup to promote: the fewest
+// hops, the most recent among equals.
+func (n *originNode) bestBackupLocked() int {
+	best, bestHops := -1, 0
+	for i, b := range n.backup {
+		if h := b.hopCount(); best < 0 || h <= bestHops {
+			best, bestHops = i, h
+		}
+	}
+	return best
+}
+
 // remove withdraws b from full after it ended: a backup simply disappears;
-// the active broadcast is replaced by the newest backup (re-announced) or
+// the active broadcast is replaced by the best backup (re-announced) or
 // unannounced when there is none.
 func (o *origin) remove(full Path, b *BroadcastConsumer) {
 	o.mu.Lock()
@@ -135,10 +152,9 @@ func (o *origin) remove(full Path, b *BroadcastConsumer) {
 	if !n.active.SameBroadcast(b) {
 		return
 	}
-	if k := len(n.backup); k > 0 {
-		n.active = n.backup[k-1]
-		n.backup[k-1] = nil
-		n.backup = n.backup[:k-1]
+	if i := n.bestBackupLocked(); i >= 0 {
+		n.active = n.backup[i]
+		n.backup = slices.Delete(n.backup, i, i+1)
 		o.notifyLocked(n, true, n.active)
 		return
 	}
@@ -312,8 +328,10 @@ func NewOrigin() *OriginProducer {
 // when the path is not allowed. The broadcast is unannounced automatically
 // when it ends. Publishing over an active broadcast makes the new one active
 // (re-announced) and keeps the older one as backup; if the newer one ends
-// first, the backup is re-announced. A broadcast that already ended is
-// accepted but not announced.
+// first, the backup is re-announced. A broadcast with more hops (see
+// BroadcastProducer.SetHops) than the active one only becomes a backup, and
+// the backup promoted is the one with the fewest hops. A broadcast that
+// already ended is accepted but not announced.
 func (o *OriginProducer) PublishBroadcast(path Path, b *BroadcastConsumer) bool {
 	if b == nil {
 		return false

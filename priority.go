@@ -6,13 +6,20 @@ import (
 	"github.com/moqgo/moq/transport"
 )
 
-// maxUrgency is the least urgent send priority a transport understands.
-const maxUrgency = 7
+// Send urgencies (0 most urgent). Control streams take the most urgent level
+// so that replies such as SUBSCRIBE_DROP are not starved by group data; group
+// streams share the levels below it.
+const (
+	controlUrgency = 0
+	minUrgency     = 1
+	maxUrgency     = 7
+)
 
 // priorityQueue ranks a session's open group streams so the transport sends
-// the most important first: higher track priority first, then newer groups.
-// The rank maps onto the transport's urgency levels 0..7; streams ranked 7th or
-// lower share the last level.
+// the most important first: higher track priority first, then newer groups,
+// or older groups first for subscriptions that asked for group order.
+// The rank maps onto the transport's urgency levels 1..7 (0 is for control
+// streams); streams ranked 7th or lower share the last level.
 type priorityQueue struct {
 	mu    sync.Mutex
 	items []*priorityItem // most important first
@@ -21,6 +28,7 @@ type priorityQueue struct {
 type priorityItem struct {
 	q       *priorityQueue
 	track   uint8
+	ordered bool
 	group   uint64
 	st      transport.SendStream
 	urgency int // last urgency given to st; -1 before the first
@@ -28,17 +36,25 @@ type priorityItem struct {
 
 func newPriorityQueue() *priorityQueue { return &priorityQueue{} }
 
-// before reports whether a is sent before b.
+// before reports whether a is sent before b: higher track priority first;
+// among equals, unordered streams (newest group first) before ordered ones
+// (oldest group first).
 func (a *priorityItem) before(b *priorityItem) bool {
-	if a.track != b.track {
+	switch {
+	case a.track != b.track:
 		return a.track > b.track
+	case a.ordered != b.ordered:
+		return !a.ordered
+	case a.ordered:
+		return a.group < b.group
+	default:
+		return a.group > b.group
 	}
-	return a.group > b.group
 }
 
 // insert ranks a new stream and sets its urgency.
-func (q *priorityQueue) insert(track uint8, group uint64, st transport.SendStream) *priorityItem {
-	it := &priorityItem{q: q, track: track, group: group, st: st, urgency: -1}
+func (q *priorityQueue) insert(track uint8, ordered bool, group uint64, st transport.SendStream) *priorityItem {
+	it := &priorityItem{q: q, track: track, ordered: ordered, group: group, st: st, urgency: -1}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.apply(q.place(it))
@@ -55,16 +71,17 @@ func (it *priorityItem) remove() {
 	}
 }
 
-// setTrackPriority re-ranks a stream whose subscription changed priority.
-func (it *priorityItem) setTrackPriority(track uint8) {
+// setOrder re-ranks a stream whose subscription changed its priority or
+// group order.
+func (it *priorityItem) setOrder(track uint8, ordered bool) {
 	q := it.q
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if it.track == track {
+	if it.track == track && it.ordered == ordered {
 		return
 	}
 	i := q.unlink(it)
-	it.track = track
+	it.track, it.ordered = track, ordered
 	j := q.place(it)
 	if i >= 0 {
 		j = min(i, j)
@@ -96,14 +113,14 @@ func (q *priorityQueue) unlink(it *priorityItem) int {
 }
 
 // apply updates the urgency of every stream ranked from index on. Streams
-// ranked at or below maxUrgency all share the last level, so the walk stops at
-// the first of them that already has it.
+// ranked past the last level all share it, so the walk stops at the first
+// of them that already has it.
 func (q *priorityQueue) apply(from int) {
 	for i := from; i < len(q.items); i++ {
 		it := q.items[i]
-		u := min(i, maxUrgency)
+		u := min(minUrgency+i, maxUrgency)
 		if it.urgency == u {
-			if i >= maxUrgency {
+			if u == maxUrgency {
 				return
 			}
 			continue

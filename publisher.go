@@ -4,8 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
-	"sync"
-	"time"
+	"slices"
 
 	"github.com/moqgo/moq/internal/lite"
 	"github.com/moqgo/moq/internal/wire"
@@ -13,7 +12,8 @@ import (
 )
 
 // This file is the publisher half of a session: it answers the peer's
-// announcement interest from Config.Publish and serves its subscriptions.
+// announcement interest from Config.Publish and serves its subscriptions
+// (served.go) and fetches.
 
 // writeCoalesce is how many bytes of small frames are gathered into one write;
 // larger payloads are written straight from the shared frame buffer.
@@ -43,10 +43,13 @@ func (s *Session) serveAnnounce(cs *controlStream) {
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
 	// The subscriber sends nothing more; its end of the stream ends interest.
-	s.spawn(func() {
+	if !s.spawn(func() {
 		_, _ = io.Copy(io.Discard, cs.st)
 		cancel()
-	})
+	}) {
+		cs.reset(ErrCancel)
+		return
+	}
 	stop := context.AfterFunc(ctx, func() {
 		if s.ctx.Err() != nil {
 			cs.reset(ErrCancel)
@@ -54,7 +57,8 @@ func (s *Session) serveAnnounce(cs *controlStream) {
 	})
 	defer stop()
 
-	if err := s.announceAll(ctx, cs, origin, prefix); err != nil && ctx.Err() == nil {
+	a := announcer{s: s, cs: cs, prefix: prefix, exclude: interest.ExcludeHop, sent: make(map[string][]uint64)}
+	if err := a.run(ctx, origin); err != nil && ctx.Err() == nil {
 		s.log.Debug("announcing failed", "prefix", prefix, "err", err)
 		cs.reset(err)
 		return
@@ -62,29 +66,64 @@ func (s *Session) serveAnnounce(cs *controlStream) {
 	cs.finish()
 }
 
-func (s *Session) announceAll(ctx context.Context, cs *controlStream, origin *OriginConsumer, prefix Path) error {
-	suffix := func(p Path) string {
-		rest, _ := p.StripPrefix(prefix)
-		return string(rest)
+// announcer writes the announcements of one announce stream.
+type announcer struct {
+	s       *Session
+	cs      *controlStream
+	prefix  Path
+	exclude uint64 // the peer's exclude_hop; 0 for none
+	// sent maps the suffixes announced active to the hops they were sent
+	// with; broadcasts left out (loops) are not in it.
+	sent map[string][]uint64
+}
+
+func (a *announcer) suffix(p Path) string {
+	rest, _ := p.StripPrefix(a.prefix)
+	return string(rest)
+}
+
+// hops returns the hop list to announce b with, and false when b must not be
+// announced on this stream: it came through the peer (exclude_hop), through
+// this node (a loop), or through too many relays to add one more.
+func (a *announcer) hops(b *BroadcastConsumer) ([]uint64, bool) {
+	hops := b.Hops()
+	switch {
+	case a.exclude != 0 && slices.Contains(hops, a.exclude):
+		return nil, false
+	case a.s.nodeID != 0 && slices.Contains(hops, a.s.nodeID):
+		return nil, false
+	case a.s.nodeID != 0 && len(hops) >= lite.MaxHops:
+		return nil, false
 	}
+	if a.s.nodeID != 0 {
+		hops = append(hops, a.s.nodeID)
+	}
+	return hops, true
+}
+
+func (a *announcer) run(ctx context.Context, origin *OriginConsumer) error {
+	s := a.s
 	if hasAnnounceInit(s.version) {
-		// lite-01/02 open with the current set in one message.
+		// lite-01/02 open with the current set in one message; they carry
+		// no hops.
 		var current []string
 		if origin != nil {
 			for {
-				a, ok := origin.TryAnnounced()
+				an, ok := origin.TryAnnounced()
 				if !ok {
 					break
 				}
-				name := suffix(a.Path)
-				if a.Broadcast != nil {
+				name := a.suffix(an.Path)
+				current = removeString(current, name)
+				if an.Broadcast != nil {
 					current = append(current, name)
-				} else {
-					current = removeString(current, name)
 				}
 			}
 		}
-		if err := cs.write(&lite.AnnounceInit{Suffixes: current}, s.version); err != nil {
+		for _, name := range current {
+			a.sent[name] = nil
+		}
+		if err := a.cs.write(&lite.AnnounceInit{Suffixes: current}, s.version); err != nil {
 			return streamError(err)
 		}
 	}
@@ -94,15 +133,48 @@ func (s *Session) announceAll(ctx context.Context, cs *controlStream, origin *Or
 		return nil
 	}
 	for {
-		a, err := origin.Announced(ctx)
+		an, err := origin.Announced(ctx)
 		if err != nil {
 			return nil
 		}
-		msg := lite.Announce{Active: a.Broadcast != nil, Suffix: suffix(a.Path)}
-		if err := cs.write(&msg, s.version); err != nil {
-			return streamError(err)
+		if err := a.announce(an); err != nil {
+			return err
 		}
 	}
+}
+
+// announce forwards one change of the origin.
+func (a *announcer) announce(an Announce) error {
+	name := a.suffix(an.Path)
+	if an.Broadcast == nil {
+		hops, ok := a.sent[name]
+		if !ok {
+			return nil // never announced here
+		}
+		delete(a.sent, name)
+		return a.write(&lite.Announce{Active: false, Suffix: name, Hops: hops})
+	}
+	if prev, ok := a.sent[name]; ok {
+		// A replacement without an unannouncement first: end the old one.
+		delete(a.sent, name)
+		if err := a.write(&lite.Announce{Active: false, Suffix: name, Hops: prev}); err != nil {
+			return err
+		}
+	}
+	hops, ok := a.hops(an.Broadcast)
+	if !ok {
+		a.s.log.Debug("not announcing back", "broadcast", an.Path, "hops", an.Broadcast.Hops(), "exclude", a.exclude)
+		return nil
+	}
+	a.sent[name] = hops
+	return a.write(&lite.Announce{Active: true, Suffix: name, Hops: hops})
+}
+
+func (a *announcer) write(msg *lite.Announce) error {
+	if err := a.cs.write(msg, a.s.version); err != nil {
+		return streamError(err)
+	}
+	return nil
 }
 
 func removeString(list []string, s string) []string {
@@ -114,222 +186,70 @@ func removeString(list []string, s string) []string {
 	return list
 }
 
-// served is one subscription of the peer that this session serves.
-type served struct {
-	id    uint64
-	track *TrackConsumer
-	done  chan struct{} // closed when serving ends
-
-	mu       sync.Mutex
-	priority uint8
-	streams  map[*priorityItem]struct{} // open group streams
-}
-
-func (sv *served) setPriority(p uint8) {
-	sv.mu.Lock()
-	defer sv.mu.Unlock()
-	sv.priority = p
-	for it := range sv.streams {
-		it.setTrackPriority(p)
-	}
-}
-
-// serveSubscribe answers one SUBSCRIBE: SUBSCRIBE_OK, then one stream per
-// group from the newest group on, until the track ends or the peer cancels.
-func (s *Session) serveSubscribe(cs *controlStream) {
-	var msg lite.Subscribe
-	if err := cs.readMessage(&msg, s.version, "SUBSCRIBE"); err != nil {
+// serveFetch answers one FETCH with the frames of the group, straight on the
+// fetch stream, then FIN; a group it cannot find resets the stream.
+func (s *Session) serveFetch(cs *controlStream) {
+	var msg lite.Fetch
+	if err := cs.readMessage(&msg, s.version, "FETCH"); err != nil {
 		s.controlFailed(cs, err)
 		return
 	}
-	log := s.log.With("id", msg.ID, "broadcast", msg.Broadcast, "track", msg.Track)
+	log := s.log.With("broadcast", msg.Broadcast, "track", msg.Track, "group", msg.Group)
+	ctx, cancel := context.WithCancelCause(s.ctx)
+	defer cancel(nil)
+	// The subscriber sends nothing more; a reset of its side cancels.
+	if !s.spawn(func() {
+		if _, err := io.Copy(io.Discard, cs.st); err != nil {
+			cancel(streamError(err))
+		}
+	}) {
+		cs.reset(ErrCancel)
+		return
+	}
 
 	var broadcast *BroadcastConsumer
 	if s.publish != nil {
 		broadcast = s.publish.ConsumeBroadcast(NewPath(msg.Broadcast))
 	}
 	if broadcast == nil {
-		log.Debug("subscribe: broadcast not found")
+		log.Debug("fetch: broadcast not found")
 		cs.reset(ErrNotFound)
 		return
 	}
-	track, err := broadcast.SubscribeTrack(Track{Name: msg.Track, Priority: msg.Priority})
+	group, err := broadcast.FetchGroup(ctx, msg.Track, msg.Group, msg.Priority)
 	if err != nil {
-		log.Debug("subscribe refused", "err", err)
+		log.Debug("fetch refused", "err", err)
 		cs.reset(err)
 		return
 	}
-	defer track.Close()
-
-	sv := &served{id: msg.ID, track: track, done: make(chan struct{}), priority: msg.Priority, streams: make(map[*priorityItem]struct{})}
-	s.mu.Lock()
-	s.served[sv] = struct{}{}
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.served, sv)
-		s.mu.Unlock()
-		close(sv.done)
-	}()
-
-	ok := lite.SubscribeOk{Priority: msg.Priority, Ordered: msg.Ordered, MaxLatency: msg.MaxLatency, StartGroup: msg.StartGroup, EndGroup: msg.EndGroup}
-	b, err := lite.AppendSubscribeResponse(cs.buf[:0], &ok, nil, s.version)
-	if err == nil {
-		err = cs.flush(b)
-	}
-	if err != nil {
-		cs.reset(ErrCancel)
-		return
-	}
-
-	switch {
-	case msg.StartGroup.Valid:
-		track.StartAt(msg.StartGroup.Seq)
-	default:
-		// New subscriptions start at the newest group.
-		if latest, ok := track.Latest(); ok {
-			track.StartAt(latest)
-		}
-	}
-
-	ctx, cancel := context.WithCancelCause(s.ctx)
-	defer cancel(nil)
-	peerDone := make(chan struct{})
-	s.spawn(func() {
-		defer close(peerDone)
-		s.readSubscribeUpdates(cs, sv, cancel)
-	})
-
-	err = s.serveTrack(ctx, sv)
-	switch {
-	case err == nil:
-		// Give the peer time to read the last groups before the end, then
-		// wait for it to close its side in answer, so that a session closing
-		// right after does not cut the end off.
-		waitFor(ctx.Done(), trackEndGrace)
-		_ = cs.st.Close()
-		waitFor(peerDone, peerCloseTimeout)
-		cs.st.CancelRead(ErrorCode(ErrCancel))
-		log.Debug("subscription complete")
-	case s.ctx.Err() != nil:
-		// The session is gone with its streams.
-	case errors.Is(context.Cause(ctx), errUnsubscribed):
-		log.Debug("subscription cancelled by peer")
-		cs.finish()
-	default:
-		log.Debug("subscription failed", "err", err)
-		cs.reset(err)
-	}
-}
-
-// waitFor blocks until done is closed or d has passed.
-func waitFor(done <-chan struct{}, d time.Duration) {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-done:
-	case <-timer.C:
-	}
-}
-
-// errUnsubscribed is the cause when the peer closes its side of a subscribe stream.
-var errUnsubscribed = errors.New("moq: unsubscribed")
-
-// readSubscribeUpdates applies SUBSCRIBE_UPDATE messages until the peer ends
-// the subscription, which cancels it.
-func (s *Session) readSubscribeUpdates(cs *controlStream, sv *served, cancel context.CancelCauseFunc) {
-	for {
-		var update lite.SubscribeUpdate
-		err := cs.readMessage(&update, s.version, "SUBSCRIBE_UPDATE")
-		if err != nil {
-			switch {
-			case errors.Is(err, io.EOF):
-				cancel(errUnsubscribed)
-			case errors.Is(err, ErrDecode):
-				cancel(err)
-				s.fail(err)
-			default:
-				cancel(streamError(err))
-			}
-			return
-		}
-		sv.setPriority(update.Priority)
-	}
-}
-
-// serveTrack writes the track's groups until it finishes (nil) or fails.
-// At most maxGroupsInFlight group streams are open at once; later groups wait
-// in the track's cache.
-func (s *Session) serveTrack(ctx context.Context, sv *served) error {
-	groupCtx, cancelGroups := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	defer func() {
-		cancelGroups()
-		wg.Wait()
-	}()
-	slots := make(chan struct{}, maxGroupsInFlight)
-	for {
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		}
-		group, err := sv.track.NextGroup(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return context.Cause(ctx)
-			}
-			return err
-		}
-		if group == nil {
-			// Finished: the track's end must not overtake its groups.
-			wg.Wait()
-			return context.Cause(ctx)
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-slots }()
-			s.serveGroup(groupCtx, sv, group)
-		}()
-	}
-}
-
-// serveGroup writes one group on its own unidirectional stream.
-func (s *Session) serveGroup(ctx context.Context, sv *served, group *GroupConsumer) {
-	st, err := s.conn.OpenUniStream(ctx)
-	if err != nil {
-		return
-	}
-	sv.mu.Lock()
-	prio := s.prio.insert(sv.priority, group.Sequence(), st)
-	sv.streams[prio] = struct{}{}
-	sv.mu.Unlock()
-	defer func() {
-		sv.mu.Lock()
-		delete(sv.streams, prio)
-		sv.mu.Unlock()
-		prio.remove()
-	}()
-	stop := context.AfterFunc(ctx, func() { st.CancelWrite(ErrorCode(ErrCancel)) })
+	item := s.prio.insert(msg.Priority, false, msg.Group, cs.st)
+	defer item.remove()
+	stop := context.AfterFunc(ctx, func() { cs.reset(ErrCancel) })
 	defer stop()
-
-	if err := s.writeGroup(ctx, st, sv.id, group); err != nil {
-		if ctx.Err() == nil && !isStreamStopped(err) {
-			s.log.Debug("group failed", "id", sv.id, "group", group.Sequence(), "err", err)
-			st.CancelWrite(ErrorCode(err))
+	if err := s.writeFrames(ctx, cs.st, make([]byte, 0, 256), group); err != nil {
+		if ctx.Err() == nil {
+			log.Debug("fetch failed", "err", err)
+			cs.reset(err)
 		}
 		return
 	}
-	_ = st.Close()
+	_ = cs.st.Close()
+	log.Debug("fetch served")
 }
 
+// writeGroup writes a group stream: its header, then its frames.
 func (s *Session) writeGroup(ctx context.Context, st transport.SendStream, id uint64, group *GroupConsumer) error {
 	buf := wire.AppendVarint(make([]byte, 0, 256), lite.DataGroup)
 	buf, err := lite.AppendMessage(buf, &lite.Group{SubscribeID: id, Sequence: group.Sequence()}, s.version)
 	if err != nil {
 		return err
 	}
+	return s.writeFrames(ctx, st, buf, group)
+}
+
+// writeFrames writes buf, then every frame of group as a size and a
+// payload, until the group ends.
+func (s *Session) writeFrames(ctx context.Context, st transport.SendStream, buf []byte, group *GroupConsumer) error {
 	for {
 		frame, err := group.NextFrame(ctx)
 		if err != nil {
@@ -370,9 +290,10 @@ func (s *Session) writeGroup(ctx context.Context, st transport.SendStream, id ui
 		}
 	}
 	if len(buf) > 0 {
-		_, err = st.Write(buf)
+		_, err := st.Write(buf)
+		return err
 	}
-	return err
+	return nil
 }
 
 // isStreamStopped reports whether a write failed because the peer stopped

@@ -53,6 +53,14 @@ type Config struct {
 	Versions []Version
 	// Logger receives session events. Nil uses slog.Default().
 	Logger *slog.Logger
+	// NodeID identifies this endpoint in announcement hop lists, as relays
+	// do (0 means none): it is appended to the hops of every broadcast the
+	// session announces, announcements whose hops already hold it are
+	// ignored (they went round a loop), and from lite-04 on the session asks
+	// the peer not to announce them at all (exclude_hop). Hop ids travel
+	// only from lite-04 on; lite-03 carries their count, older versions
+	// nothing.
+	NodeID uint64
 
 	// Dial options: see Dial.
 	DialOptions
@@ -79,18 +87,28 @@ type Session struct {
 	version lite.Version
 	publish *OriginConsumer
 	consume *OriginProducer
+	nodeID  uint64
 	log     *slog.Logger
 	prio    *priorityQueue
 
 	ctx    context.Context // cancelled when the session ends
 	cancel context.CancelCauseFunc
 	wg     sync.WaitGroup // every goroutine of the session
+	// spawnMu guards stopped, set once Close waits for the goroutines: no
+	// goroutine may start after that.
+	spawnMu sync.Mutex
+	stopped bool
 
-	mu     sync.Mutex
-	subs   map[uint64]*subscription // our subscriptions to the peer, by id
-	nextID uint64
-	served map[*served]struct{} // the peer's subscriptions we serve
+	mu   sync.Mutex
+	subs map[uint64]*subscription // our subscriptions to the peer, by id
+	// subsGone is closed and replaced whenever a subscription ends.
+	subsGone chan struct{}
+	nextID   uint64
+	served   map[*served]struct{} // the peer's subscriptions we serve
 
+	est     estimates // bandwidth estimates learned from the peer
+	probing sync.Once // opens the probe stream on first use
+	goaway  goaway    // a GOAWAY received from the peer
 	endOnce sync.Once
 	err     error // why the session ended; nil for a clean close
 }
@@ -100,22 +118,27 @@ type Session struct {
 func newSession(conn transport.Session, version lite.Version, cfg *Config, setup *controlStream) *Session {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	s := &Session{
-		conn:    conn,
-		version: version,
-		publish: cfg.Publish,
-		consume: cfg.Consume,
-		log:     cfg.logger().With("version", version.String(), "remote", conn.RemoteAddr().String()),
-		prio:    newPriorityQueue(),
-		ctx:     ctx,
-		cancel:  cancel,
-		subs:    make(map[uint64]*subscription),
-		served:  make(map[*served]struct{}),
+		conn:     conn,
+		version:  version,
+		publish:  cfg.Publish,
+		consume:  cfg.Consume,
+		nodeID:   cfg.NodeID,
+		log:      cfg.logger().With("version", version.String(), "remote", conn.RemoteAddr().String()),
+		prio:     newPriorityQueue(),
+		ctx:      ctx,
+		cancel:   cancel,
+		subs:     make(map[uint64]*subscription),
+		subsGone: make(chan struct{}),
+		served:   make(map[*served]struct{}),
+		goaway:   goaway{received: make(chan struct{})},
 	}
+	s.est.changed = make(chan struct{})
 	s.spawn(s.watchTransport)
 	s.spawn(s.acceptBidi)
 	s.spawn(s.acceptUni)
 	if setup != nil {
 		s.spawn(func() { s.runSessionStream(setup) })
+		s.spawn(func() { s.sendSessionInfo(setup) })
 	}
 	if s.consume != nil {
 		for _, prefix := range s.consume.Allowed() {
@@ -126,13 +149,28 @@ func newSession(conn transport.Session, version lite.Version, cfg *Config, setup
 }
 
 // spawn runs f on a goroutine owned by the session: Close waits for it, and it
-// must return once s.ctx is done.
-func (s *Session) spawn(f func()) {
+// must return once s.ctx is done. It reports false, without running f, once
+// the session is shutting down.
+func (s *Session) spawn(f func()) bool {
+	s.spawnMu.Lock()
+	defer s.spawnMu.Unlock()
+	if s.stopped {
+		return false
+	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		f()
 	}()
+	return true
+}
+
+// waitGoroutines stops new goroutines and waits for the running ones.
+func (s *Session) waitGoroutines() {
+	s.spawnMu.Lock()
+	s.stopped = true
+	s.spawnMu.Unlock()
+	s.wg.Wait()
 }
 
 // Version returns the negotiated protocol version.
@@ -180,7 +218,7 @@ func (s *Session) Close() error {
 func (s *Session) Shutdown(ctx context.Context) error {
 	s.drain(ctx)
 	s.end(nil)
-	s.wg.Wait()
+	s.waitGoroutines()
 	return nil
 }
 
@@ -190,7 +228,7 @@ func (s *Session) CloseWithError(err error) error {
 		err = ErrCancel
 	}
 	s.end(err)
-	s.wg.Wait()
+	s.waitGoroutines()
 	return nil
 }
 
@@ -244,6 +282,15 @@ func (s *Session) end(err error) {
 		s.err = err
 		s.cancel(sessionEnded(err))
 	})
+}
+
+// endCause is why the session ended, as everything waiting on s.ctx sees
+// it; ErrClosed while it still runs.
+func (s *Session) endCause() error {
+	if err := context.Cause(s.ctx); err != nil {
+		return err
+	}
+	return ErrClosed
 }
 
 // sessionEnded is the cancellation cause seen by everything waiting on s.ctx.
@@ -304,13 +351,15 @@ func (s *Session) handleBidi(cs *controlStream) {
 		s.serveAnnounce(cs)
 	case lite.ControlSubscribe:
 		s.serveSubscribe(cs)
+	case lite.ControlFetch:
+		s.serveFetch(cs)
 	case lite.ControlProbe:
 		s.serveProbe(cs)
-	case lite.ControlSession:
-		s.fail(fmt.Errorf("%w: a second session stream", ErrProtocolViolation))
+	case lite.ControlGoaway:
+		s.recvGoaway(cs)
 	default:
-		// Fetch and goaway streams are not served yet.
-		cs.reset(ErrUnsupported)
+		// The session stream is the one that carried SETUP.
+		s.fail(fmt.Errorf("%w: a second session stream", ErrProtocolViolation))
 	}
 }
 
@@ -345,17 +394,8 @@ func (s *Session) runSessionStream(cs *controlStream) {
 			s.fail(decodeError("SESSION_INFO", err))
 			return
 		}
-		s.log.Debug("session info", "bitrate", info.Bitrate)
+		s.est.update(info.Bitrate, 0)
 	}
-}
-
-// serveProbe keeps a probe stream open without reporting: quic-go exposes no
-// send-rate estimate yet. The JS client treats a refused probe stream as fatal.
-func (s *Session) serveProbe(cs *controlStream) {
-	stop := context.AfterFunc(s.ctx, func() { cs.reset(ErrCancel) })
-	defer stop()
-	_, _ = io.Copy(io.Discard, cs.st)
-	cs.finish()
 }
 
 // decodeError reports a malformed message from the peer.

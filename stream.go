@@ -14,10 +14,13 @@ import (
 type controlStream struct {
 	st  transport.Stream
 	r   *wire.Reader
-	buf []byte // reused encoding buffer; writes happen on one goroutine
+	buf []byte // reused encoding buffer; callers serialise writes
 }
 
+// newControlStream wraps a control stream and gives it the most urgent send
+// priority.
 func newControlStream(st transport.Stream) *controlStream {
+	st.SetPriority(controlUrgency)
 	return &controlStream{st: st, r: wire.NewReader(st)}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -49,7 +50,9 @@ func (s *Session) runAnnounced(prefix Path) {
 	// Whatever ends the stream ends the broadcasts learned through it.
 	endErr := s.remoteEnd(err)
 	for _, rb := range active {
-		rb.end(endErr)
+		if rb != nil {
+			rb.end(endErr)
+		}
 	}
 	switch {
 	case err == nil:
@@ -59,8 +62,11 @@ func (s *Session) runAnnounced(prefix Path) {
 	}
 }
 
+// readAnnounces mirrors the announcements of one announce stream into
+// active. Broadcasts left out because their hops hold our node id (a loop)
+// are kept in active as nil, so that their end is expected.
 func (s *Session) readAnnounces(cs *controlStream, prefix Path, active map[Path]*remoteBroadcast) error {
-	if err := cs.write(&lite.AnnounceInterest{Prefix: string(prefix)}, s.version); err != nil {
+	if err := cs.write(&lite.AnnounceInterest{Prefix: string(prefix), ExcludeHop: s.nodeID}, s.version); err != nil {
 		return streamError(err)
 	}
 	if hasAnnounceInit(s.version) {
@@ -73,7 +79,7 @@ func (s *Session) readAnnounces(cs *controlStream, prefix Path, active map[Path]
 			return decodeError("ANNOUNCE_INIT", err)
 		}
 		for _, suffix := range init.Suffixes {
-			if err := s.announced(active, prefix.Join(NewPath(suffix))); err != nil {
+			if err := s.announced(active, prefix.Join(NewPath(suffix)), nil); err != nil {
 				return err
 			}
 		}
@@ -91,7 +97,7 @@ func (s *Session) readAnnounces(cs *controlStream, prefix Path, active map[Path]
 		}
 		path := prefix.Join(NewPath(msg.Suffix))
 		if msg.Active {
-			if err := s.announced(active, path); err != nil {
+			if err := s.announced(active, path, msg.Hops); err != nil {
 				return err
 			}
 			continue
@@ -101,18 +107,29 @@ func (s *Session) readAnnounces(cs *controlStream, prefix Path, active map[Path]
 			return fmt.Errorf("%w: ended broadcast %q was never announced", ErrProtocolViolation, path)
 		}
 		delete(active, path)
-		rb.end(nil)
+		if rb != nil {
+			rb.end(nil)
+		}
 	}
 }
 
-// announced publishes a broadcast the peer announced, serving its tracks on demand.
-func (s *Session) announced(active map[Path]*remoteBroadcast, path Path) error {
+// announced publishes a broadcast the peer announced, serving its tracks
+// and fetches on demand. One whose hops hold our node id went round a loop
+// and is left out.
+func (s *Session) announced(active map[Path]*remoteBroadcast, path Path, hops []uint64) error {
 	if _, dup := active[path]; dup {
 		return fmt.Errorf("%w: broadcast %q announced twice", ErrProtocolViolation, path)
 	}
+	if s.nodeID != 0 && slices.Contains(hops, s.nodeID) {
+		s.log.Debug("ignoring a broadcast that came through us", "broadcast", path, "hops", hops)
+		active[path] = nil
+		return nil
+	}
 	broadcast := NewBroadcast()
+	broadcast.SetHops(hops)
 	// Requests must be possible before anyone can see the broadcast.
 	dynamic := broadcast.Dynamic()
+	dynamic.HandleFetch(s.fetcher(path))
 	if !s.consume.PublishBroadcast(path, broadcast.Consume()) {
 		s.log.Debug("announced broadcast outside the allowed prefixes", "broadcast", path)
 		dynamic.Close()
@@ -120,18 +137,37 @@ func (s *Session) announced(active map[Path]*remoteBroadcast, path Path) error {
 		return nil
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
-	active[path] = &remoteBroadcast{broadcast: broadcast, dynamic: dynamic, cancel: cancel}
-	s.log.Debug("broadcast announced", "broadcast", path)
-	s.spawn(func() {
-		for {
-			track, err := dynamic.RequestedTrack(ctx)
-			if err != nil {
-				return
-			}
-			s.spawn(func() { s.runSubscription(path, track) })
-		}
-	})
+	rb := &remoteBroadcast{broadcast: broadcast, dynamic: dynamic, cancel: cancel}
+	active[path] = rb
+	s.log.Debug("broadcast announced", "broadcast", path, "hops", hops)
+	if !s.spawn(func() { s.serveRequests(ctx, path, dynamic) }) {
+		delete(active, path)
+		rb.end(ErrClosed)
+	}
 	return nil
+}
+
+// serveRequests subscribes to the tracks requested from a broadcast of the
+// peer until ctx is done or the broadcast ends.
+func (s *Session) serveRequests(ctx context.Context, path Path, dynamic *BroadcastDynamic) {
+	for {
+		track, err := dynamic.RequestedTrack(ctx)
+		if err != nil {
+			return
+		}
+		if !s.spawn(func() { s.runSubscription(path, track) }) {
+			_ = track.Abort(ErrClosed)
+			track.Close()
+			return
+		}
+	}
+}
+
+// fetcher returns the fetch handler of a broadcast of the peer at path.
+func (s *Session) fetcher(path Path) FetchHandler {
+	return func(ctx context.Context, track string, sequence uint64, priority uint8) (*GroupConsumer, error) {
+		return s.Fetch(ctx, path, track, sequence, priority)
+	}
 }
 
 // remoteEnd decides how the peer's streams ending with err end local state:
@@ -146,7 +182,8 @@ func (s *Session) remoteEnd(err error) error {
 	return err
 }
 
-// subscription is one of our subscriptions to the peer.
+// subscription is one of our subscriptions to the peer, as the group streams
+// find it.
 type subscription struct {
 	track *TrackProducer
 
@@ -207,49 +244,82 @@ func (sub *subscription) waitQuiet(ctx context.Context) {
 // the peer ends it, it fails, or nobody consumes it any more.
 func (s *Session) runSubscription(path Path, track *TrackProducer) {
 	defer track.Close()
-	s.mu.Lock()
-	id := s.nextID
-	s.nextID++
-	sub := newSubscription(track)
-	s.subs[id] = sub
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.subs, id)
-		s.mu.Unlock()
-	}()
-
-	err := s.subscribe(id, path, track)
-	if err == nil {
-		sub.waitQuiet(s.ctx)
-	}
-	if err = s.remoteEnd(err); err != nil {
-		s.log.Debug("subscription ended", "id", id, "broadcast", path, "track", track.Info().Name, "err", err)
+	info := track.Info()
+	err := s.remoteEnd(s.subscribe(s.ctx, subRequest{path: path, track: track, opts: SubscribeOptions{Priority: info.Priority}}))
+	if err != nil {
+		s.log.Debug("subscription ended", "broadcast", path, "track", info.Name, "err", err)
 		_ = track.Abort(err)
 		return
 	}
 	_ = track.Finish()
 }
 
-func (s *Session) subscribe(id uint64, path Path, track *TrackProducer) error {
+// subRequest describes one subscription to run.
+type subRequest struct {
+	path  Path
+	track *TrackProducer
+	opts  SubscribeOptions
+	// sub, when set, receives the replies and the stream for updates.
+	sub *Subscription
+	// ready, when set, gets nil once SUBSCRIBE_OK arrived, or the error that
+	// ended the subscription before.
+	ready chan<- error
+}
+
+// subscribe runs one subscription, feeding the peer's groups into
+// req.track, until the peer finishes it (nil), it fails, ctx is done, or
+// req.track has no consumer left (ErrCancel).
+func (s *Session) subscribe(ctx context.Context, req subRequest) (err error) {
+	readySent := false
+	defer func() {
+		if req.ready != nil && !readySent {
+			req.ready <- err
+		}
+	}()
+	s.mu.Lock()
+	id := s.nextID
+	s.nextID++
+	entry := newSubscription(req.track)
+	s.subs[id] = entry
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.subs, id)
+		close(s.subsGone)
+		s.subsGone = make(chan struct{})
+		s.mu.Unlock()
+	}()
+
 	cs, err := s.openControl(lite.ControlSubscribe)
 	if err != nil {
 		return streamError(err)
 	}
-	ctx, cancel := context.WithCancelCause(s.ctx)
+	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	// When the last local consumer leaves, cancel upstream.
-	s.spawn(func() {
-		if track.Unused(ctx) == nil {
+	if !s.spawn(func() {
+		if req.track.Unused(ctx) == nil {
 			cancel(ErrCancel)
 		}
-	})
+	}) {
+		cs.reset(ErrCancel)
+		return ErrClosed
+	}
 	stop := context.AfterFunc(ctx, func() { cs.reset(ErrCancel) })
 	defer stop()
 
-	info := track.Info()
-	msg := lite.Subscribe{ID: id, Broadcast: string(path), Track: info.Name, Priority: info.Priority}
-	if err := cs.write(&msg, s.version); err != nil {
+	o := req.opts
+	msg := lite.Subscribe{ID: id, Broadcast: string(req.path), Track: req.track.Info().Name, Priority: o.Priority,
+		Ordered: o.Ordered, MaxLatency: o.MaxLatency, StartGroup: optGroup(o.Start), EndGroup: optGroup(o.End)}
+	if req.sub != nil {
+		req.sub.attach(cs, cancel)
+		req.sub.wmu.Lock()
+	}
+	err = cs.write(&msg, s.version)
+	if req.sub != nil {
+		req.sub.wmu.Unlock()
+	}
+	if err != nil {
 		return s.subscribeFailed(ctx, err)
 	}
 	ok, _, err := lite.ReadSubscribeResponse(cs.r, s.version, maxControlMessage)
@@ -261,17 +331,51 @@ func (s *Session) subscribe(id uint64, path Path, track *TrackProducer) error {
 		s.fail(err)
 		return err
 	}
+	if req.sub != nil {
+		req.sub.setInfo(ok)
+	}
+	if req.ready != nil {
+		req.ready <- nil
+		readySent = true
+	}
 	for {
-		_, drop, err := lite.ReadSubscribeResponse(cs.r, s.version, maxControlMessage)
+		ok, drop, err := lite.ReadSubscribeResponse(cs.r, s.version, maxControlMessage)
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				cs.finish()
+				entry.waitQuiet(ctx)
 				return nil
 			}
 			return s.subscribeFailed(ctx, err)
 		}
-		if drop != nil {
+		switch {
+		case ok != nil && req.sub != nil:
+			req.sub.setInfo(ok)
+		case drop != nil:
 			s.log.Debug("groups dropped by publisher", "id", id, "start", drop.Start, "end", drop.End, "code", drop.Error)
+			if req.sub != nil {
+				req.sub.addDrop(drop)
+			}
+		}
+	}
+}
+
+// waitSubscriptions waits until the session has no subscription left, ctx
+// is done or the session ends.
+func (s *Session) waitSubscriptions(ctx context.Context) {
+	for {
+		s.mu.Lock()
+		n, gone := len(s.subs), s.subsGone
+		s.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		select {
+		case <-gone:
+		case <-ctx.Done():
+			return
+		case <-s.ctx.Done():
+			return
 		}
 	}
 }
@@ -351,23 +455,25 @@ func readFrames(r *wire.Reader, group *GroupProducer) error {
 		if err != nil {
 			return streamError(err)
 		}
-		if size > maxFrameSize {
-			return fmt.Errorf("%w: frame of %d bytes", ErrBoundsExceeded, size)
-		}
-		if size <= frameChunk {
-			payload := make([]byte, size)
-			if err := readPayload(r, payload); err != nil {
-				return err
-			}
-			if err := group.WriteFrame(payload); err != nil {
-				return err
-			}
-			continue
-		}
-		if err := readChunkedFrame(r, group, size); err != nil {
+		if err := readFrame(r, group, size); err != nil {
 			return err
 		}
 	}
+}
+
+// readFrame copies the payload of one frame of the given size into group.
+func readFrame(r *wire.Reader, group *GroupProducer, size uint64) error {
+	if size > maxFrameSize {
+		return fmt.Errorf("%w: frame of %d bytes", ErrBoundsExceeded, size)
+	}
+	if size > frameChunk {
+		return readChunkedFrame(r, group, size)
+	}
+	payload := make([]byte, size)
+	if err := readPayload(r, payload); err != nil {
+		return err
+	}
+	return group.WriteFrame(payload)
 }
 
 // readChunkedFrame receives a large frame piece by piece, so memory is only
@@ -409,19 +515,19 @@ func readPayload(r *wire.Reader, p []byte) error {
 func (s *Session) ConsumeBroadcast(path Path) *BroadcastConsumer {
 	broadcast := NewBroadcast()
 	dynamic := broadcast.Dynamic()
+	dynamic.HandleFetch(s.fetcher(path))
 	consumer := broadcast.Consume()
-	s.spawn(func() {
+	run := func() {
 		defer broadcast.Close()
 		defer dynamic.Close()
-		for {
-			track, err := dynamic.RequestedTrack(s.ctx)
-			if err != nil {
-				// Later subscribers learn why the session ended.
-				_ = broadcast.Abort(context.Cause(s.ctx))
-				return
-			}
-			s.spawn(func() { s.runSubscription(path, track) })
-		}
-	})
+		s.serveRequests(s.ctx, path, dynamic)
+		// Later subscribers learn why the session ended.
+		_ = broadcast.Abort(s.endCause())
+	}
+	if !s.spawn(run) {
+		_ = broadcast.Abort(s.endCause())
+		dynamic.Close()
+		broadcast.Close()
+	}
 	return consumer
 }

@@ -1,8 +1,11 @@
 package moq
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"math"
+	"slices"
 	"sync"
 	"time"
 )
@@ -165,6 +168,101 @@ func (s *trackState) wait(ctx context.Context, check func() bool) error {
 			return err
 		}
 	}
+}
+
+// fetchCached returns the cached group with the given sequence, waiting for
+// it while it is newer than every group so far and the track may still get
+// it. It returns nil and no error when the group is older and not cached, and
+// ErrNotFound at or past the end of a finished track.
+func (s *trackState) fetchCached(ctx context.Context, sequence uint64) (*GroupConsumer, error) {
+	var (
+		found *groupState
+		err   error
+	)
+	werr := s.wait(ctx, func() bool {
+		if g, ok := s.bySeq[sequence]; ok {
+			found = g
+			return true
+		}
+		switch {
+		case s.hasFinal && sequence >= s.finalSeq:
+			err = ErrNotFound
+		case s.hasMax && sequence <= s.maxSeq:
+			// Evicted or never delivered: not the cache's to answer.
+		case s.err != nil:
+			err = s.err
+		case s.producers == 0:
+			err = ErrDropped
+		default:
+			return false // a future group: wait for it
+		}
+		return true
+	})
+	if werr != nil {
+		return nil, werr
+	}
+	if err != nil || found == nil {
+		return nil, err
+	}
+	return &GroupConsumer{state: found}, nil
+}
+
+// newest returns the highest sequence so far and when its group was cached.
+func (s *trackState) newest() (seq uint64, created time.Time, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.newestLocked()
+}
+
+func (s *trackState) newestLocked() (uint64, time.Time, bool) {
+	if !s.hasMax {
+		return 0, time.Time{}, false
+	}
+	var created time.Time
+	if g := s.bySeq[s.maxSeq]; g != nil {
+		created = g.created
+	}
+	return s.maxSeq, created, true
+}
+
+// errNoNewer is returned by waitNewer once the track can get no newer group.
+var errNoNewer = errors.New("moq: no newer group")
+
+// waitNewer waits for a group with a sequence above after (any group when
+// have is false) and returns the highest sequence and its cache time. It fails
+// with errNoNewer once the track finished, was aborted or lost its producers.
+func (s *trackState) waitNewer(ctx context.Context, after uint64, have bool) (seq uint64, created time.Time, err error) {
+	var ok bool
+	werr := s.wait(ctx, func() bool {
+		seq, created, ok = s.newestLocked()
+		if ok && (!have || seq > after) {
+			return true
+		}
+		if s.hasFinal || s.err != nil || s.producers == 0 {
+			err = errNoNewer
+			return true
+		}
+		return false
+	})
+	if werr != nil {
+		return 0, time.Time{}, werr
+	}
+	return seq, created, err
+}
+
+// cachedBetween returns the cached groups with from <= sequence < to, in
+// sequence order.
+func (s *trackState) cachedBetween(from, to uint64) []*GroupConsumer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*GroupConsumer
+	for seq, g := range s.bySeq {
+		if seq >= from && seq < to {
+			out = append(out, &GroupConsumer{state: g})
+		}
+	}
+	slices.SortFunc(out, func(a, b *GroupConsumer) int { return cmp.Compare(a.Sequence(), b.Sequence()) })
+	return out
 }
 
 // TrackProducer creates the groups of a track. Handles are reference

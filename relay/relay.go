@@ -43,6 +43,8 @@ type Config struct {
 	// clients, most preferred first; nil means qmux-00, then the legacy
 	// "webtransport" framing.
 	WebSocketFramings []qmux.Framing
+	// Cluster connects the relay to other relays; see ClusterConfig.
+	Cluster ClusterConfig
 }
 
 // Relay is a running relay server.
@@ -68,6 +70,9 @@ type Relay struct {
 	wsMu     sync.Mutex
 	wsClosed bool
 	wsWG     sync.WaitGroup
+
+	// cluster is the relay's cluster configuration, with its node id set.
+	cluster ClusterConfig
 
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -99,6 +104,7 @@ func New(cfg Config) (*Relay, error) {
 		return nil, err
 	}
 	r.framings = cfg.WebSocketFramings
+	r.cluster = cfg.Cluster.withNodeID()
 	r.sessCtx, r.cancelSessions = context.WithCancel(context.Background())
 	r.mux = http.NewServeMux()
 	r.mux.HandleFunc("GET /certificate.sha256", r.serveFingerprint)
@@ -238,6 +244,7 @@ func (r *Relay) Run(ctx context.Context) error {
 		defer r.wg.Done()
 		r.acceptSessions(r.sessCtx)
 	}()
+	r.runPeers(r.sessCtx)
 
 	var err error
 	select {
@@ -291,7 +298,7 @@ func (r *Relay) serveSession(ctx context.Context, req *moq.Request) {
 	log := r.log.With("transport", req.Transport, "remote", req.RemoteAddr.String(), "root", root.String())
 
 	hsCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	sess, err := req.Accept(hsCtx, &moq.Config{Publish: publish, Consume: scoped, Logger: log})
+	sess, err := req.Accept(hsCtx, &moq.Config{Publish: publish, Consume: scoped, Logger: log, NodeID: r.cluster.NodeID})
 	cancel()
 	if err != nil {
 		log.Info("session refused", "err", err)

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -118,23 +119,45 @@ func TestDialWebSocketFallback(t *testing.T) {
 	origin := moq.NewOrigin()
 	b, _ := origin.CreateBroadcast(moq.NewPath("ws-only"))
 	defer b.Close()
-	sessions := make(chan *moq.Session, 4)
+	// WebSocket handlers outlive http.Server.Close (their connections are
+	// hijacked), so the sessions they start are tracked here.
+	var (
+		mu       sync.Mutex
+		closed   bool
+		sessions []*moq.Session
+		handlers sync.WaitGroup
+	)
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		mu.Lock()
+		if closed {
+			mu.Unlock()
+			http.Error(w, "closed", http.StatusServiceUnavailable)
+			return
+		}
+		handlers.Add(1)
+		mu.Unlock()
+		defer handlers.Done()
 		conn, err := qmux.Accept(w, req, moq.Protocols())
 		if err != nil {
 			return
 		}
 		sess, err := moq.Accept(req.Context(), conn, &moq.Config{Publish: origin.Consume(), Logger: testLogger()})
-		if err == nil {
-			sessions <- sess
+		if err != nil {
+			return
 		}
+		mu.Lock()
+		sessions = append(sessions, sess)
+		mu.Unlock()
 	})}
 	ln := listenTLS(t, cert)
 	go func() { _ = srv.Serve(ln) }()
 	defer func() {
 		_ = srv.Close()
-		close(sessions)
-		for sess := range sessions {
+		mu.Lock()
+		closed = true
+		mu.Unlock()
+		handlers.Wait()
+		for _, sess := range sessions {
 			_ = sess.Close()
 		}
 	}()

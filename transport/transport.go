@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"time"
 )
 
 // Session is one established connection that carries bidirectional and unidirectional
@@ -40,6 +41,31 @@ type Session interface {
 	Protocol() string
 	LocalAddr() net.Addr
 	RemoteAddr() net.Addr
+}
+
+// Stats is implemented by sessions whose transport exposes its congestion
+// controller state (raw QUIC and WebTransport). It is optional: callers check
+// for it with a type assertion, and transports without it (QMux over
+// WebSocket) simply lack the estimates derived from it.
+type Stats interface {
+	// ConnectionStats returns a snapshot of the connection's statistics.
+	ConnectionStats() ConnectionStats
+}
+
+// ConnectionStats is a snapshot of a connection's round-trip times and
+// congestion window. Zero durations mean no RTT sample yet.
+type ConnectionStats struct {
+	// SmoothedRTT is the exponentially weighted RTT estimate (RFC 9002 §5.3).
+	SmoothedRTT time.Duration
+	// MinRTT is the smallest RTT sample seen.
+	MinRTT time.Duration
+	// LatestRTT is the most recent RTT sample.
+	LatestRTT time.Duration
+	// CongestionWindow is the sender's congestion window in bytes.
+	CongestionWindow uint64
+	// BytesSent and BytesReceived count the bytes carried so far, in both
+	// directions, retransmissions included.
+	BytesSent, BytesReceived uint64
 }
 
 // SendStream is the sending half of a stream.

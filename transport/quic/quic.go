@@ -153,6 +153,19 @@ func (s *session) Protocol() string {
 func (s *session) LocalAddr() net.Addr  { return s.conn.LocalAddr() }
 func (s *session) RemoteAddr() net.Addr { return s.conn.RemoteAddr() }
 
+// ConnectionStats implements [transport.Stats] from quic-go's statistics.
+func (s *session) ConnectionStats() transport.ConnectionStats {
+	st := s.conn.ConnectionStats()
+	return transport.ConnectionStats{
+		SmoothedRTT:      st.SmoothedRTT,
+		MinRTT:           st.MinRTT,
+		LatestRTT:        st.LatestRTT,
+		CongestionWindow: st.CongestionWindow,
+		BytesSent:        st.BytesSent,
+		BytesReceived:    st.BytesReceived,
+	}
+}
+
 // stream adapts a bidirectional quic-go stream.
 type stream struct{ str *quicgo.Stream }
 
@@ -226,6 +239,7 @@ func saturate(code uint64) uint32 {
 
 var (
 	_ transport.Session       = (*session)(nil)
+	_ transport.Stats         = (*session)(nil)
 	_ transport.Stream        = (*stream)(nil)
 	_ transport.SendStream    = (*sendStream)(nil)
 	_ transport.ReceiveStream = (*receiveStream)(nil)

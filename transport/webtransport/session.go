@@ -172,6 +172,20 @@ func (s *session) Protocol() string {
 func (s *session) LocalAddr() net.Addr  { return s.sess.LocalAddr() }
 func (s *session) RemoteAddr() net.Addr { return s.sess.RemoteAddr() }
 
+// ConnectionStats implements [transport.Stats] with the statistics of the
+// QUIC connection the session owns.
+func (s *session) ConnectionStats() transport.ConnectionStats {
+	st := s.conn.ConnectionStats()
+	return transport.ConnectionStats{
+		SmoothedRTT:      st.SmoothedRTT,
+		MinRTT:           st.MinRTT,
+		LatestRTT:        st.LatestRTT,
+		CongestionWindow: st.CongestionWindow,
+		BytesSent:        st.BytesSent,
+		BytesReceived:    st.BytesReceived,
+	}
+}
+
 // stream adapts a bidirectional WebTransport stream.
 type stream struct{ str *wt.Stream }
 
@@ -216,6 +230,7 @@ func (s *receiveStream) CancelRead(code uint32) { s.str.CancelRead(wt.StreamErro
 
 var (
 	_ transport.Session       = (*session)(nil)
+	_ transport.Stats         = (*session)(nil)
 	_ transport.Stream        = (*stream)(nil)
 	_ transport.SendStream    = (*sendStream)(nil)
 	_ transport.ReceiveStream = (*receiveStream)(nil)

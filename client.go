@@ -1,0 +1,348 @@
+package moq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/moqgo/moq/internal/lite"
+)
+
+// Handover limits of a Client following a GOAWAY.
+const (
+	// goAwayDialTimeout bounds connecting to the URL a GOAWAY names.
+	goAwayDialTimeout = 10 * time.Second
+	// goAwayDrain bounds how long the old session may finish the groups it
+	// still owes after the subscriptions moved.
+	goAwayDrain = 5 * time.Second
+)
+
+// Client is a session that follows GOAWAY: when the server asks it to move
+// (moq-lite-04), it connects to the new URL with the same Config, moves the
+// subscriptions of the broadcasts it got from ConsumeBroadcast there, and
+// then leaves the old session. TrackConsumers obtained before the move keep
+// receiving groups: from lite-03 on the handover is seamless, the old
+// subscription ending after the newest group it delivered (an update with an
+// end group) and the new one starting right after it.
+//
+// Config.Publish is served on every session in turn, and Config.Consume gets
+// the broadcasts each session announces; broadcasts announced by a session
+// end with it, unlike those of ConsumeBroadcast. A session that ends without
+// a GOAWAY ends the Client.
+type Client struct {
+	cfg Config
+	log *slog.Logger
+
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	sess    *Session
+	url     string
+	moved   chan struct{} // closed and replaced when the session changes
+	stopped bool          // no goroutine may start any more
+	err     error
+}
+
+// DialClient connects to rawURL like Dial and returns a Client that follows
+// the server's GOAWAY. ctx bounds the first connection only.
+func DialClient(ctx context.Context, rawURL string, cfg *Config) (*Client, error) {
+	if cfg == nil {
+		cfg = &Config{}
+	}
+	sess, err := Dial(ctx, rawURL, cfg)
+	if err != nil {
+		return nil, err
+	}
+	cctx, cancel := context.WithCancelCause(context.Background())
+	c := &Client{cfg: *cfg, log: cfg.logger(), ctx: cctx, cancel: cancel, sess: sess, url: rawURL, moved: make(chan struct{})}
+	c.spawn(c.run)
+	return c, nil
+}
+
+// spawn runs f on a goroutine that Close waits for; it reports false once
+// the Client is closing.
+func (c *Client) spawn(f func()) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped {
+		return false
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		f()
+	}()
+	return true
+}
+
+// current returns the session in use and a channel closed when it changes.
+func (c *Client) current() (*Session, <-chan struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sess, c.moved
+}
+
+// Session returns the session in use.
+func (c *Client) Session() *Session {
+	s, _ := c.current()
+	return s
+}
+
+// URL returns the URL of the session in use.
+func (c *Client) URL() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.url
+}
+
+// Moved returns a channel closed when the Client next moves to another
+// session.
+func (c *Client) Moved() <-chan struct{} {
+	_, moved := c.current()
+	return moved
+}
+
+// Done is closed when the Client has ended.
+func (c *Client) Done() <-chan struct{} { return c.ctx.Done() }
+
+// Err returns why the Client ended: nil while it runs and after Close.
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// Close ends the Client and its session.
+func (c *Client) Close() error {
+	c.end(nil)
+	c.mu.Lock()
+	c.stopped = true
+	sess := c.sess
+	c.mu.Unlock()
+	err := sess.Close()
+	c.wg.Wait()
+	return err
+}
+
+// end stops the Client once, recording err.
+func (c *Client) end(err error) {
+	c.mu.Lock()
+	if c.ctx.Err() == nil {
+		c.err = err
+	}
+	c.mu.Unlock()
+	if err == nil {
+		err = ErrClosed
+	}
+	c.cancel(err)
+}
+
+// run follows the GOAWAYs of the session in use.
+func (c *Client) run() {
+	for {
+		sess, _ := c.current()
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-sess.Done():
+			c.end(sess.Err())
+			return
+		case <-sess.GoAwayReceived():
+		}
+		next, target, err := c.redial(sess)
+		if err != nil {
+			c.log.Warn("cannot follow goaway", "err", err)
+			_ = sess.Close()
+			c.end(err)
+			return
+		}
+		c.mu.Lock()
+		c.sess, c.url = next, target
+		close(c.moved)
+		c.moved = make(chan struct{})
+		c.mu.Unlock()
+		c.log.Info("moved to a new session", "url", target)
+		if !c.spawn(func() { c.retire(sess) }) {
+			_ = sess.Close()
+		}
+	}
+}
+
+// redial connects to the URL the GOAWAY of sess names.
+func (c *Client) redial(sess *Session) (*Session, string, error) {
+	c.mu.Lock()
+	base := c.url
+	c.mu.Unlock()
+	target, err := resolveGoAway(base, sess.GoAwayURI())
+	if err != nil {
+		return nil, "", err
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, goAwayDialTimeout)
+	defer cancel()
+	next, err := Dial(ctx, target, &c.cfg)
+	if err != nil {
+		return nil, "", fmt.Errorf("moq: following goaway to %s: %w", target, err)
+	}
+	return next, target, nil
+}
+
+// resolveGoAway returns where a GOAWAY uri sends a client connected to
+// base: base itself for "", uri resolved against base otherwise.
+func resolveGoAway(base, uri string) (string, error) {
+	if uri == "" {
+		return base, nil
+	}
+	b, err := url.Parse(base)
+	if err != nil {
+		return "", err
+	}
+	u, err := url.Parse(uri)
+	if err != nil {
+		return "", fmt.Errorf("%w: goaway to %q: %v", ErrProtocolViolation, uri, err)
+	}
+	return b.ResolveReference(u).String(), nil
+}
+
+// retire closes a session left for another once the subscriptions that
+// still finish there are done, or after goAwayDrain.
+func (c *Client) retire(old *Session) {
+	ctx, cancel := context.WithTimeout(c.ctx, goAwayDrain)
+	defer cancel()
+	old.waitSubscriptions(ctx)
+	_ = old.Close()
+}
+
+// ConsumeBroadcast returns the server's broadcast at path, announced or
+// not, like Session.ConsumeBroadcast, but its tracks follow the Client from
+// session to session. They end when the Client ends.
+func (c *Client) ConsumeBroadcast(path Path) *BroadcastConsumer {
+	broadcast := NewBroadcast()
+	dynamic := broadcast.Dynamic()
+	dynamic.HandleFetch(func(ctx context.Context, track string, sequence uint64, priority uint8) (*GroupConsumer, error) {
+		return c.Session().Fetch(ctx, path, track, sequence, priority)
+	})
+	consumer := broadcast.Consume()
+	run := func() {
+		defer broadcast.Close()
+		defer dynamic.Close()
+		for {
+			track, err := dynamic.RequestedTrack(c.ctx)
+			if err != nil {
+				_ = broadcast.Abort(context.Cause(c.ctx))
+				return
+			}
+			if !c.spawn(func() { c.follow(path, track) }) {
+				_ = track.Abort(ErrClosed)
+				track.Close()
+			}
+		}
+	}
+	if !c.spawn(run) {
+		_ = broadcast.Abort(ErrClosed)
+		dynamic.Close()
+		broadcast.Close()
+	}
+	return consumer
+}
+
+// follow feeds a requested track from the session in use, moving its
+// subscription along with the Client, until the publisher finishes the
+// track, it fails, nobody consumes it, or the Client ends.
+func (c *Client) follow(path Path, track *TrackProducer) {
+	defer track.Close()
+	ctx, cancel := context.WithCancelCause(c.ctx)
+	defer cancel(nil)
+	if !c.spawn(func() {
+		if track.Unused(ctx) == nil {
+			cancel(ErrCancel)
+		}
+	}) {
+		_ = track.Abort(ErrClosed)
+		return
+	}
+	opts := SubscribeOptions{Priority: track.Info().Priority}
+	sess, moved := c.current()
+	sub, result, err := sess.feed(ctx, path, track, opts)
+	for {
+		if err != nil {
+			// Retry on the next session when this one is being left.
+			select {
+			case <-moved:
+				sess, moved = c.current()
+				sub, result, err = sess.feed(ctx, path, track, opts)
+				continue
+			default:
+			}
+			if ctx.Err() != nil {
+				err = context.Cause(ctx)
+			}
+			_ = track.Abort(err)
+			return
+		}
+		select {
+		case err = <-result:
+			if err == nil {
+				_ = track.Finish()
+				return
+			}
+			if ctx.Err() == nil && leaving(sess) {
+				// The server ended the session after its GOAWAY: go on
+				// with the next one.
+				select {
+				case <-moved:
+				case <-ctx.Done():
+				}
+			}
+		case <-ctx.Done():
+			_ = track.Abort(context.Cause(ctx))
+			sub.Close()
+			return
+		case <-moved:
+			sess, moved = c.current()
+			sub, result, err = c.handover(ctx, sess, sub, path, track, opts)
+		}
+	}
+}
+
+// leaving reports whether the Client is leaving sess: the server sent
+// GOAWAY.
+func leaving(sess *Session) bool {
+	select {
+	case <-sess.GoAwayReceived():
+		return true
+	default:
+		return false
+	}
+}
+
+// handover starts the subscription of track on next and ends the old one:
+// after the newest group received so far when both sessions can say so
+// (lite-03+), at once otherwise.
+func (c *Client) handover(ctx context.Context, next *Session, old *Subscription, path Path, track *TrackProducer, opts SubscribeOptions) (*Subscription, <-chan error, error) {
+	latest, ok := track.Latest()
+	seamless := ok && old.sess.version >= lite.Lite03 && next.version >= lite.Lite03
+	nextOpts := opts
+	if seamless {
+		start := latest + 1
+		nextOpts.Start = &start
+	}
+	sub, result, err := next.feed(ctx, path, track, nextOpts)
+	if err != nil || !seamless {
+		old.Close()
+		return sub, result, err
+	}
+	end := latest
+	oldOpts := opts
+	oldOpts.End = &end
+	if err := old.Update(oldOpts); err != nil && !errors.Is(err, ErrClosed) {
+		c.log.Debug("ending the old subscription", "err", err)
+		old.Close()
+	}
+	return sub, result, nil
+}
