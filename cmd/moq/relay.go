@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/moqgo/moq/relay"
 )
@@ -16,8 +18,12 @@ func runRelay(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	certFile := fs.String("cert", "", "PEM certificate chain (default: a generated self-signed certificate)")
 	keyFile := fs.String("key", "", "PEM private key for --cert")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	nodeID := fs.Uint64("node-id", 0, "this relay's id in a cluster (default: random)")
+	var peers stringList
+	fs.Var(&peers, "peer", "URL of another relay to cluster with (repeatable); http:// URLs trust the certificate hash the peer serves")
+	peerInsecure := fs.Bool("peer-insecure", false, "accept any certificate from https:// peers (testing only)")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: moq relay [--listen HOST:PORT] [--cert FILE --key FILE] [--log-level LEVEL]")
+		fmt.Fprintln(fs.Output(), "usage: moq relay [--listen HOST:PORT] [--cert FILE --key FILE] [--log-level LEVEL] [--node-id N] [--peer URL ...]")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args, stderr); err != nil {
@@ -27,13 +33,20 @@ func runRelay(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if err != nil {
 		return err
 	}
-	r, err := relay.New(relay.Config{Listen: *listen, CertFile: *certFile, KeyFile: *keyFile, Logger: log})
+	cluster := relay.ClusterConfig{NodeID: *nodeID, Peers: peers}
+	if *peerInsecure {
+		cluster.DialOptions.TLSConfig = &tls.Config{InsecureSkipVerify: true}
+	}
+	r, err := relay.New(relay.Config{Listen: *listen, CertFile: *certFile, KeyFile: *keyFile, Logger: log, Cluster: cluster})
 	if err != nil {
 		return err
 	}
 	host := hostOf(*listen)
 	fmt.Fprintf(stderr, "moq relay listening on %s port %d (UDP: QUIC and WebTransport; TCP: HTTP)\n", host, r.Port())
 	fmt.Fprintf(stderr, "certificate sha256: %s\n", r.Fingerprint())
+	if len(peers) > 0 {
+		fmt.Fprintf(stderr, "cluster node %d, peers: %s\n", r.NodeID(), strings.Join(peers, ", "))
+	}
 	fmt.Fprintf(stderr, "try: moq clock pub --url http://%s:%d/\n", host, r.Port())
 	return r.Run(ctx)
 }
@@ -45,4 +58,14 @@ func hostOf(hostport string) string {
 		}
 	}
 	return hostport
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+
+func (l *stringList) Set(v string) error {
+	*l = append(*l, v)
+	return nil
 }
