@@ -154,8 +154,11 @@ func (s *session) LocalAddr() net.Addr  { return s.conn.LocalAddr() }
 func (s *session) RemoteAddr() net.Addr { return s.conn.RemoteAddr() }
 
 // ConnectionStats implements [transport.Stats] from quic-go's statistics.
-func (s *session) ConnectionStats() transport.ConnectionStats {
-	st := s.conn.ConnectionStats()
+func (s *session) ConnectionStats() transport.ConnectionStats { return Stats(s.conn) }
+
+// Stats converts the statistics of a quic-go connection.
+func Stats(conn *quicgo.Conn) transport.ConnectionStats {
+	st := conn.ConnectionStats()
 	return transport.ConnectionStats{
 		SmoothedRTT:      st.SmoothedRTT,
 		MinRTT:           st.MinRTT,

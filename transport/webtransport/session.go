@@ -26,6 +26,7 @@ import (
 	wt "github.com/quic-go/webtransport-go"
 
 	"github.com/moqgo/moq/transport"
+	quictransport "github.com/moqgo/moq/transport/quic"
 )
 
 // Bounds of the time a session closed locally waits for the peer to close
@@ -174,17 +175,7 @@ func (s *session) RemoteAddr() net.Addr { return s.sess.RemoteAddr() }
 
 // ConnectionStats implements [transport.Stats] with the statistics of the
 // QUIC connection the session owns.
-func (s *session) ConnectionStats() transport.ConnectionStats {
-	st := s.conn.ConnectionStats()
-	return transport.ConnectionStats{
-		SmoothedRTT:      st.SmoothedRTT,
-		MinRTT:           st.MinRTT,
-		LatestRTT:        st.LatestRTT,
-		CongestionWindow: st.CongestionWindow,
-		BytesSent:        st.BytesSent,
-		BytesReceived:    st.BytesReceived,
-	}
-}
+func (s *session) ConnectionStats() transport.ConnectionStats { return quictransport.Stats(s.conn) }
 
 // stream adapts a bidirectional WebTransport stream.
 type stream struct{ str *wt.Stream }
