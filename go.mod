@@ -3,6 +3,7 @@ module github.com/moqgo/moq
 go 1.26.0
 
 require (
+	github.com/BurntSushi/toml v1.6.0
 	github.com/coder/websocket v1.8.15
 	github.com/dunglas/httpsfv v1.1.1
 	github.com/quic-go/quic-go v0.64.1

@@ -44,7 +44,7 @@ func (s *Session) serveAnnounce(cs *controlStream) {
 	defer cancel()
 	// The subscriber sends nothing more; its end of the stream ends interest.
 	if !s.spawn(func() {
-		_, _ = io.Copy(io.Discard, cs.st)
+		_ = discard(cs.st)
 		cancel()
 	}) {
 		cs.reset(ErrCancel)
@@ -199,7 +199,7 @@ func (s *Session) serveFetch(cs *controlStream) {
 	defer cancel(nil)
 	// The subscriber sends nothing more; a reset of its side cancels.
 	if !s.spawn(func() {
-		if _, err := io.Copy(io.Discard, cs.st); err != nil {
+		if err := discard(cs.st); err != nil {
 			cancel(streamError(err))
 		}
 	}) {

@@ -106,3 +106,18 @@ func streamError(err error) error {
 	}
 	return err
 }
+
+// discard reads r to its end, for streams on which the peer sends nothing
+// more: it only waits for their end, with a small buffer (io.Copy would hold
+// 8 KiB for every idle stream). io.EOF is a clean end and returns nil.
+func discard(r io.Reader) error {
+	buf := make([]byte, 64)
+	for {
+		if _, err := r.Read(buf); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+	}
+}

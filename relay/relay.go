@@ -1,7 +1,7 @@
 // Package relay is a moq-lite relay: it accepts publishers and subscribers
-// over raw QUIC and WebTransport, announces every broadcast to every session
-// under the same root, and fans each track out from one upstream subscription
-// to any number of subscribers.
+// over raw QUIC, WebTransport and WebSocket (QMux), announces every broadcast
+// to every session under the same root, fans each track out from one upstream
+// subscription to any number of subscribers, and clusters with other relays.
 package relay
 
 import (

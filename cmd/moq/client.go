@@ -15,6 +15,7 @@ import (
 	quicgo "github.com/quic-go/quic-go"
 
 	"github.com/moqgo/moq"
+	"github.com/moqgo/moq/internal/selfsign"
 )
 
 // clientFlags are the flags every client command shares.
@@ -106,16 +107,17 @@ func explainDial(url string, err error) error {
 	switch {
 	case errors.Is(err, moq.ErrUnsupportedURL):
 		return err
+	case errors.As(err, &idle), errors.As(err, &handshake), errors.Is(err, syscall.ECONNREFUSED),
+		errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("cannot reach %s: %v (is the relay running?)", url, err)
 	case errors.As(err, &unknownCA), errors.As(err, &hostErr), errors.As(err, &verifyErr),
-		strings.Contains(err.Error(), "certificate"):
+		errors.Is(err, selfsign.ErrFingerprintMismatch), strings.Contains(err.Error(), "tls: "):
+		// quic-go reports TLS failures as text inside its CRYPTO_ERROR.
 		reason := err.Error()
 		if i := strings.LastIndex(reason, "tls: "); i >= 0 {
 			reason = reason[i:]
 		}
 		return fmt.Errorf("cannot connect to %s: %s; for a local relay use an http:// URL (it fetches the certificate hash), --fingerprint HEX or --insecure", url, reason)
-	case errors.As(err, &idle), errors.As(err, &handshake), errors.Is(err, syscall.ECONNREFUSED),
-		errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("cannot reach %s: %v (is the relay running?)", url, err)
 	}
 	return err
 }

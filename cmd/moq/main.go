@@ -31,6 +31,7 @@ var commands = []command{
 	{"pub", "publish stdin as a track, one frame per line", runPub},
 	{"sub", "print a track's frames to stdout, one per line", runSub},
 	{"clock", "publish or print the reference clock track", runClock},
+	{"bench", "generate load against a relay and measure it", runBench},
 }
 
 func main() {
