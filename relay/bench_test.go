@@ -13,28 +13,14 @@ import (
 
 	"github.com/moqgo/moq"
 	"github.com/moqgo/moq/relay"
+	"github.com/moqgo/moq/relay/relaytest"
 )
 
 // The benchmarks in this file run a relay, its publishers and its subscribers
 // in one process over loopback; see BENCHMARKS.md for how to read them.
 
 // benchRelay runs a relay on a free loopback port until the benchmark ends.
-func benchRelay(b *testing.B) *relay.Relay {
-	b.Helper()
-	r, err := relay.New(relay.Config{Listen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- r.Run(context.Background()) }()
-	b.Cleanup(func() {
-		r.Close()
-		if err := <-done; err != nil {
-			b.Errorf("relay: %v", err)
-		}
-	})
-	return r
-}
+func benchRelay(b *testing.B) *relay.Relay { return relaytest.Start(b, relay.Config{}) }
 
 // benchURL is the relay's URL for "quic" or "webtransport".
 func benchURL(r *relay.Relay, transport string) string {

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"os"
 	"strconv"
 	"sync"
 	"testing"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/moqgo/moq"
 	"github.com/moqgo/moq/relay"
+	"github.com/moqgo/moq/relay/relaytest"
 	"github.com/moqgo/moq/transport/qmux"
 )
 
@@ -26,13 +26,7 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// testLogger discards logs unless MOQ_TEST_LOG is set.
-func testLogger() *slog.Logger {
-	if os.Getenv("MOQ_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.DiscardHandler)
-}
+func testLogger() *slog.Logger { return relaytest.Logger() }
 
 // startRelay runs a relay on a free loopback port for the test's lifetime.
 func startRelay(t *testing.T) *relay.Relay {
@@ -41,22 +35,7 @@ func startRelay(t *testing.T) *relay.Relay {
 }
 
 func startRelayWith(t *testing.T, cfg relay.Config) *relay.Relay {
-	t.Helper()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.Logger = testLogger()
-	r, err := relay.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- r.Run(context.Background()) }()
-	t.Cleanup(func() {
-		r.Close()
-		if err := <-done; err != nil {
-			t.Errorf("relay: %v", err)
-		}
-	})
-	return r
+	return relaytest.Start(t, cfg)
 }
 
 // relayURL is the URL of the relay for a transport: "quic" or "webtransport".

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"slices"
 	"strconv"
@@ -18,26 +17,14 @@ import (
 
 	"github.com/moqgo/moq"
 	"github.com/moqgo/moq/relay"
+	"github.com/moqgo/moq/relay/relaytest"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-func startRelay(t *testing.T) *relay.Relay {
-	t.Helper()
-	r, err := relay.New(relay.Config{Listen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- r.Run(context.Background()) }()
-	t.Cleanup(func() {
-		r.Close()
-		<-done
-	})
-	return r
-}
+func startRelay(t *testing.T) *relay.Relay { return relaytest.Start(t, relay.Config{}) }
 
 // syncBuffer is a bytes.Buffer safe for a writer and a polling reader, which
 // also signals every write.

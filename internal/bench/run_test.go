@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"net"
 	"strconv"
 	"sync"
@@ -12,25 +11,10 @@ import (
 
 	"github.com/moqgo/moq"
 	"github.com/moqgo/moq/relay"
+	"github.com/moqgo/moq/relay/relaytest"
 )
 
-// startRelay runs a relay on a free loopback port for the test's lifetime.
-func startRelay(t *testing.T) *relay.Relay {
-	t.Helper()
-	r, err := relay.New(relay.Config{Listen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- r.Run(context.Background()) }()
-	t.Cleanup(func() {
-		r.Close()
-		if err := <-done; err != nil {
-			t.Errorf("relay: %v", err)
-		}
-	})
-	return r
-}
+func startRelay(t *testing.T) *relay.Relay { return relaytest.Start(t, relay.Config{}) }
 
 // TestRunNoLoss runs short loads through a relay on loopback and checks that
 // every group arrives, with sensible measurements.

@@ -27,6 +27,7 @@ import (
 
 	"github.com/moqgo/moq"
 	"github.com/moqgo/moq/relay"
+	"github.com/moqgo/moq/relay/relaytest"
 	"github.com/moqgo/moq/transport/qmux"
 )
 
@@ -103,28 +104,10 @@ func buildCLI(t *testing.T) string {
 	return bin
 }
 
-func testLogger() *slog.Logger {
-	if os.Getenv("MOQ_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.DiscardHandler)
-}
+func testLogger() *slog.Logger { return relaytest.Logger() }
 
 func startRelay(t *testing.T, framings []qmux.Framing) *relay.Relay {
-	t.Helper()
-	r, err := relay.New(relay.Config{Listen: "127.0.0.1:0", Logger: testLogger(), WebSocketFramings: framings})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- r.Run(context.Background()) }()
-	t.Cleanup(func() {
-		r.Close()
-		if err := <-done; err != nil {
-			t.Errorf("relay: %v", err)
-		}
-	})
-	return r
+	return relaytest.Start(t, relay.Config{WebSocketFramings: framings})
 }
 
 // env is one cell of the matrix: a relay (with its framing) and a JS mode.
