@@ -18,6 +18,7 @@ import (
 	"github.com/moqgo/moq/internal/wire"
 	"github.com/moqgo/moq/transport"
 	quictransport "github.com/moqgo/moq/transport/quic"
+	quicgo "github.com/quic-go/quic-go"
 )
 
 func testLogger() *slog.Logger {
@@ -282,14 +283,14 @@ func TestRejectedSession(t *testing.T) {
 
 // rawQUIC opens a raw QUIC connection speaking moq-lite-04 by ALPN, for tests
 // that write bytes by hand.
-func rawQUIC(t *testing.T, ctx context.Context, ts *testServer) transport.Session {
+func rawQUIC(t *testing.T, ctx context.Context, ts *testServer, conf *quicgo.Config) transport.Session {
 	t.Helper()
 	trust, err := selfsign.TrustFingerprint(ts.fingerprint)
 	if err != nil {
 		t.Fatal(err)
 	}
 	trust.NextProtos = []string{"moq-lite-04"}
-	conn, err := quictransport.Dial(ctx, ts.addr, trust, quictransport.DefaultConfig())
+	conn, err := quictransport.Dial(ctx, ts.addr, trust, conf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,7 +304,7 @@ func TestUnknownStreamType(t *testing.T) {
 	origin := moq.NewOrigin()
 	ts := startServer(t, func(*moq.Request) *moq.Config { return &moq.Config{Publish: origin.Consume()} })
 	ctx := testContext(t)
-	conn := rawQUIC(t, ctx, ts)
+	conn := rawQUIC(t, ctx, ts, nil)
 
 	st, err := conn.OpenStream(ctx)
 	if err != nil {
@@ -344,7 +345,7 @@ func TestUnknownStreamType(t *testing.T) {
 func TestMalformedMessage(t *testing.T) {
 	ts := startServer(t, func(*moq.Request) *moq.Config { return &moq.Config{} })
 	ctx := testContext(t)
-	conn := rawQUIC(t, ctx, ts)
+	conn := rawQUIC(t, ctx, ts, nil)
 	st, err := conn.OpenStream(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -373,7 +374,15 @@ func TestSlowSubscriberIsBounded(t *testing.T) {
 	track := publishTrack(t, origin, "fast", "data")
 	ts := startServer(t, func(*moq.Request) *moq.Config { return &moq.Config{Publish: origin.Consume()} })
 	ctx := testContext(t)
-	conn := rawQUIC(t, ctx, ts)
+	// Small stream windows block every group writer after 16 KiB, and a
+	// large connection window lets each of them open its stream whatever
+	// order the publisher's scheduler picks.
+	conf := quictransport.DefaultConfig()
+	conf.InitialStreamReceiveWindow = 16 << 10
+	conf.MaxStreamReceiveWindow = 16 << 10
+	conf.InitialConnectionReceiveWindow = 64 << 20
+	conf.MaxConnectionReceiveWindow = 64 << 20
+	conn := rawQUIC(t, ctx, ts, conf)
 
 	st, err := conn.OpenStream(ctx)
 	if err != nil {
@@ -409,11 +418,11 @@ func TestSlowSubscriberIsBounded(t *testing.T) {
 		}
 	}
 	// Once 64 streams were opened the writers are saturated.
-	for range 64 {
+	for i := range 64 {
 		select {
 		case <-opened:
 		case <-ctx.Done():
-			t.Fatal("the publisher did not open 64 group streams")
+			t.Fatalf("the publisher opened %d group streams, want 64", i)
 		}
 	}
 	const slack = 16 // the test's own accept goroutine, timers, transport internals

@@ -78,8 +78,8 @@ type SendStream interface {
 	// CancelWrite abandons the stream (RESET_STREAM) with an application code.
 	CancelWrite(code uint32)
 	// SetPriority sets the send urgency, 0 (most urgent) to 7. Streams of equal
-	// urgency are served in the order they were opened. Transports without send
-	// priorities ignore it.
+	// urgency share it: QUIC serves them round-robin, QMux in the order they
+	// were opened. Transports without send priorities ignore it.
 	SetPriority(urgency int)
 	// Context is cancelled once the send side is closed: after Close or CancelWrite,
 	// or when the peer asked us to stop sending.

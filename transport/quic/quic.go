@@ -185,7 +185,7 @@ func (s *stream) Write(p []byte) (int, error) {
 func (s *stream) Close() error             { return MapError(s.str.Close()) }
 func (s *stream) CancelWrite(code uint32)  { s.str.CancelWrite(quicgo.StreamErrorCode(code)) }
 func (s *stream) CancelRead(code uint32)   { s.str.CancelRead(quicgo.StreamErrorCode(code)) }
-func (s *stream) SetPriority(urgency int)  { s.str.SetPriority(clampUrgency(urgency), false) }
+func (s *stream) SetPriority(urgency int)  { s.str.SetPriority(clampUrgency(urgency), incremental) }
 func (s *stream) Context() context.Context { return s.str.Context() }
 
 // sendStream adapts a unidirectional quic-go send stream.
@@ -198,7 +198,7 @@ func (s *sendStream) Write(p []byte) (int, error) {
 
 func (s *sendStream) Close() error             { return MapError(s.str.Close()) }
 func (s *sendStream) CancelWrite(code uint32)  { s.str.CancelWrite(quicgo.StreamErrorCode(code)) }
-func (s *sendStream) SetPriority(urgency int)  { s.str.SetPriority(clampUrgency(urgency), false) }
+func (s *sendStream) SetPriority(urgency int)  { s.str.SetPriority(clampUrgency(urgency), incremental) }
 func (s *sendStream) Context() context.Context { return s.str.Context() }
 
 // receiveStream adapts a unidirectional quic-go receive stream.
@@ -210,6 +210,13 @@ func (s *receiveStream) Read(p []byte) (int, error) {
 }
 
 func (s *receiveStream) CancelRead(code uint32) { s.str.CancelRead(quicgo.StreamErrorCode(code)) }
+
+// incremental makes streams of one urgency share it round-robin. quic-go's
+// other mode, one stream at a time in stream ID order, stalls a whole
+// urgency level behind a stream that Write re-queued after it ran out of
+// flow-control credit (quic-go v0.64.1, v0.65.0): the packer keeps picking it
+// and sends nothing. Round-robin moves on to the next stream.
+const incremental = true
 
 // clampUrgency maps the interface urgency onto RFC 9218's 0..7 before the
 // int8 conversion, so out-of-range values cannot wrap around.

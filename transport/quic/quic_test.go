@@ -342,6 +342,80 @@ func TestDefaultConfig(t *testing.T) {
 	}
 }
 
+// TestBlockedStreamDoesNotStallOthers fills many streams of one urgency past
+// the peer's stream window and never reads them, then sends short streams
+// at the same urgency: they must all arrive. quic-go (v0.64/v0.65) can put a
+// stream that is already blocked on stream flow control back into its send
+// queue when Write races the packer; in quic-go's non-incremental mode that
+// stream then sits at the head of its urgency level and starves every
+// stream opened after it.
+func TestBlockedStreamDoesNotStallOthers(t *testing.T) {
+	cert, err := testCert()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := DefaultConfig()
+	conf.InitialStreamReceiveWindow = 1 << 10
+	conf.MaxStreamReceiveWindow = 1 << 10
+	conf.InitialConnectionReceiveWindow = 64 << 20
+	conf.MaxConnectionReceiveWindow = 64 << 20
+	ln := listen(t, endpoint{cert: cert, alpns: []string{"moql"}, config: conf})
+	client, server, err := connect(t, ln, ln.Addr().String(), &tls.Config{RootCAs: certPool(cert), NextProtos: []string{"moql"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+
+	const blocked, followers = 300, 20
+	var writers sync.WaitGroup
+	defer writers.Wait()
+	for range blocked {
+		st, err := client.OpenUniStream(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.SetPriority(7)
+		defer st.CancelWrite(0)
+		writers.Go(func() {
+			// A small write makes the stream active, the large one then
+			// runs into the 1 KiB window while the first is being sent.
+			if _, err := st.Write([]byte("header")); err != nil {
+				return
+			}
+			_, _ = st.Write(make([]byte, 8<<10))
+		})
+	}
+	want := make(map[uint64]bool)
+	for i := range followers {
+		st, err := client.OpenUniStream(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.SetPriority(7)
+		want[uint64(blocked+i)] = true
+		writers.Go(func() {
+			if _, err := st.Write([]byte("follower")); err == nil {
+				_ = st.Close()
+			}
+		})
+	}
+	for i := range blocked + followers {
+		st, err := server.AcceptUniStream(ctx)
+		if err != nil {
+			t.Fatalf("accepted %d of %d streams: %v; %d followers stalled behind a blocked stream", i, blocked+followers, err, len(want))
+		}
+		if i < blocked {
+			continue // never read: it stays blocked on its window
+		}
+		got, err := io.ReadAll(st)
+		if err != nil || string(got) != "follower" {
+			t.Fatalf("follower stream = %q, %v; %d followers still missing", got, err, len(want))
+		}
+		delete(want, uint64(i))
+	}
+}
+
 // TestIdleTimeoutCause checks that a session that dies without a close code
 // reports quic-go's error rather than a SessionError.
 func TestIdleTimeoutCause(t *testing.T) {
