@@ -6,7 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"runtime/pprof"
 	"strings"
+	"time"
 
 	"github.com/moqgo/moq/relay"
 )
@@ -48,7 +50,35 @@ func runRelay(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		fmt.Fprintf(stderr, "cluster node %d, peers: %s\n", r.NodeID(), strings.Join(peers, ", "))
 	}
 	fmt.Fprintf(stderr, "try: moq clock pub --url http://%s:%d/\n", host, r.Port())
-	return r.Run(ctx)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	return awaitShutdown(ctx, done, slowShutdown, stderr)
+}
+
+// slowShutdown is how long the relay may take to end its sessions after an
+// interrupt before it says so.
+const slowShutdown = 15 * time.Second
+
+// awaitShutdown returns the relay's result from done. When it has not come
+// within after once ctx is done, it tells the operator how to stop at once and
+// writes every goroutine's stack to stderr, to show what the shutdown waits
+// for; then it goes on waiting.
+func awaitShutdown(ctx context.Context, done <-chan error, after time.Duration, stderr io.Writer) error {
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	timer := time.NewTimer(after)
+	defer timer.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-timer.C:
+	}
+	fmt.Fprintf(stderr, "moq relay: sessions still ending %s after the interrupt; interrupt again to exit now. Goroutines:\n", after)
+	_ = pprof.Lookup("goroutine").WriteTo(stderr, 1)
+	return <-done
 }
 
 func hostOf(hostport string) string {

@@ -19,6 +19,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"sync/atomic"
 	"time"
 
 	quicgo "github.com/quic-go/quic-go"
@@ -178,46 +180,100 @@ func (s *session) RemoteAddr() net.Addr { return s.sess.RemoteAddr() }
 func (s *session) ConnectionStats() transport.ConnectionStats { return quictransport.Stats(s.conn) }
 
 // stream adapts a bidirectional WebTransport stream.
-type stream struct{ str *wt.Stream }
+type stream struct {
+	str *wt.Stream
+	c   cancels
+}
 
 func (s *stream) Read(p []byte) (int, error) {
 	n, err := s.str.Read(p)
-	return n, mapError(err)
+	return n, s.c.readError(err)
 }
 
 func (s *stream) Write(p []byte) (int, error) {
 	n, err := s.str.Write(p)
-	return n, mapError(err)
+	return n, s.c.writeError(err)
 }
 
 func (s *stream) Close() error             { return mapError(s.str.Close()) }
-func (s *stream) CancelWrite(code uint32)  { s.str.CancelWrite(wt.StreamErrorCode(code)) }
-func (s *stream) CancelRead(code uint32)   { s.str.CancelRead(wt.StreamErrorCode(code)) }
+func (s *stream) CancelWrite(code uint32)  { s.c.cancelWrite(s.str, code) }
+func (s *stream) CancelRead(code uint32)   { s.c.cancelRead(s.str, code) }
 func (s *stream) SetPriority(int)          {}
 func (s *stream) Context() context.Context { return s.str.Context() }
 
 // sendStream adapts a unidirectional WebTransport send stream.
-type sendStream struct{ str *wt.SendStream }
+type sendStream struct {
+	str *wt.SendStream
+	c   cancels
+}
 
 func (s *sendStream) Write(p []byte) (int, error) {
 	n, err := s.str.Write(p)
-	return n, mapError(err)
+	return n, s.c.writeError(err)
 }
 
 func (s *sendStream) Close() error             { return mapError(s.str.Close()) }
-func (s *sendStream) CancelWrite(code uint32)  { s.str.CancelWrite(wt.StreamErrorCode(code)) }
+func (s *sendStream) CancelWrite(code uint32)  { s.c.cancelWrite(s.str, code) }
 func (s *sendStream) SetPriority(int)          {}
 func (s *sendStream) Context() context.Context { return s.str.Context() }
 
 // receiveStream adapts a unidirectional WebTransport receive stream.
-type receiveStream struct{ str *wt.ReceiveStream }
+type receiveStream struct {
+	str *wt.ReceiveStream
+	c   cancels
+}
 
 func (s *receiveStream) Read(p []byte) (int, error) {
 	n, err := s.str.Read(p)
-	return n, mapError(err)
+	return n, s.c.readError(err)
 }
 
-func (s *receiveStream) CancelRead(code uint32) { s.str.CancelRead(wt.StreamErrorCode(code)) }
+func (s *receiveStream) CancelRead(code uint32) { s.c.cancelRead(s.str, code) }
+
+// cancels makes CancelRead and CancelWrite release a Read or Write blocked on
+// the same stream. webtransport-go (v0.13.0) parks a call that saw the peer's
+// session-gone reset until the session closes the stream; but a stream closed
+// locally has already left the session, so that call would never return. An
+// expired deadline releases it, and the call then reports the local
+// cancellation like any Read or Write after the cancel.
+type cancels struct {
+	read, write atomic.Pointer[transport.StreamError]
+}
+
+// expired is a deadline long past.
+var expired = time.Unix(1, 0)
+
+func (c *cancels) cancelRead(str interface {
+	CancelRead(wt.StreamErrorCode)
+	SetReadDeadline(time.Time) error
+}, code uint32) {
+	c.read.CompareAndSwap(nil, &transport.StreamError{Code: code})
+	str.CancelRead(wt.StreamErrorCode(code))
+	_ = str.SetReadDeadline(expired)
+}
+
+func (c *cancels) cancelWrite(str interface {
+	CancelWrite(wt.StreamErrorCode)
+	SetWriteDeadline(time.Time) error
+}, code uint32) {
+	c.write.CompareAndSwap(nil, &transport.StreamError{Code: code})
+	str.CancelWrite(wt.StreamErrorCode(code))
+	_ = str.SetWriteDeadline(expired)
+}
+
+func (c *cancels) readError(err error) error  { return cancelledError(err, &c.read) }
+func (c *cancels) writeError(err error) error { return cancelledError(err, &c.write) }
+
+// cancelledError maps err, reporting an expired deadline as the cancel that
+// set it.
+func cancelledError(err error, cancel *atomic.Pointer[transport.StreamError]) error {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		if se := cancel.Load(); se != nil {
+			return se
+		}
+	}
+	return mapError(err)
+}
 
 var (
 	_ transport.Session       = (*session)(nil)

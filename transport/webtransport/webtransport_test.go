@@ -568,3 +568,79 @@ func BenchmarkLoopbackThroughput(b *testing.B) {
 		})
 	}
 }
+
+// TestCancelReleasesBlockedCalls races the peer closing its session against
+// a local cancel of a stream that another goroutine is reading from or
+// writing to. webtransport-go parks a Read or Write that saw the peer's
+// session-gone reset until its session closes the stream; a stream closed
+// locally has already left the session's map, so without the wrapper's
+// deadlines that call would never return, and the moq session would never
+// finish closing.
+func TestCancelReleasesBlockedCalls(t *testing.T) {
+	tests := []struct {
+		name string
+		// block starts the call on the server's stream that must return.
+		block func(st transport.Stream) error
+		// cancel ends the server's side of the stream.
+		cancel func(st transport.Stream)
+	}{
+		{
+			name:  "read",
+			block: func(st transport.Stream) error { _, err := st.Read(make([]byte, 1)); return err },
+			cancel: func(st transport.Stream) {
+				st.CancelRead(0)
+				_ = st.Close()
+			},
+		},
+		{
+			name: "write",
+			// The client never reads, so the write blocks on flow control.
+			block: func(st transport.Stream) error { _, err := st.Write(make([]byte, 32<<20)); return err },
+			cancel: func(st transport.Stream) {
+				st.CancelRead(0)
+				st.CancelWrite(0)
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			handler, sessions, reqs := acceptAll()
+			ts := startServer(t, serverOptions{protocols: []string{"moql"}, handler: handler})
+			for i := range 100 {
+				client, _, err := dial(t, ts, "/", []string{"moql"}, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				receive(t, reqs)
+				server := receive(t, sessions)
+				cst, err := client.OpenStream(t.Context())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := cst.Write([]byte{1}); err != nil {
+					t.Fatal(err)
+				}
+				sst, err := server.AcceptStream(t.Context())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := io.ReadFull(sst, make([]byte, 1)); err != nil {
+					t.Fatal(err)
+				}
+				blocked := make(chan error, 1)
+				go func() { blocked <- tc.block(sst) }()
+				_ = client.CloseWithError(0, "")
+				tc.cancel(sst)
+				select {
+				case err := <-blocked:
+					if err == nil {
+						t.Fatalf("round %d: %s after the cancel returned no error", i, tc.name)
+					}
+				case <-time.After(10 * time.Second):
+					t.Fatalf("round %d: %s still blocked 10 s after the cancel and the peer's close", i, tc.name)
+				}
+				_ = server.CloseWithError(0, "")
+			}
+		})
+	}
+}
