@@ -32,10 +32,20 @@ const (
 // Config.Publish is served on every session in turn, and Config.Consume gets
 // the broadcasts each session announces; broadcasts announced by a session
 // end with it, unlike those of ConsumeBroadcast. A session that ends without
-// a GOAWAY ends the Client.
+// a GOAWAY ends the Client, unless the Client was dialed with Reconnect: then
+// it dials its URL again and its ConsumeBroadcast tracks go on from the group
+// after the newest they received (from lite-03 on; older versions restart at
+// the publisher's newest group).
 type Client struct {
-	cfg Config
-	log *slog.Logger
+	cfg       Config
+	reconnect *Backoff
+	log       *slog.Logger
+
+	// Reconnection state, used by run only.
+	reconnected *Session      // the last session reconnection made
+	connectedAt time.Time     // when it was made
+	failures    int           // failed attempts in a row
+	wait        time.Duration // before the next attempt
 
 	ctx    context.Context
 	cancel context.CancelCauseFunc
@@ -49,9 +59,38 @@ type Client struct {
 	err     error
 }
 
+// ClientOption configures a Client.
+type ClientOption func(*Client)
+
+// Backoff paces reconnection attempts: the first comes after Min, and each
+// further one waits twice as long, up to Max. An attempt fails when the dial
+// fails or the new session ends within Max; a session that lasted longer
+// starts the pacing over. After Attempts failures in a row the Client gives
+// up and ends with the last error (0: it never gives up).
+type Backoff struct {
+	Min, Max time.Duration
+	Attempts int
+}
+
+// DefaultBackoff waits 250 ms to 10 s between attempts and never gives up.
+var DefaultBackoff = Backoff{Min: 250 * time.Millisecond, Max: 10 * time.Second}
+
+// Reconnect makes the Client dial its URL again whenever its session ends
+// without a GOAWAY, pacing the attempts with b (zero fields take
+// DefaultBackoff's).
+func Reconnect(b Backoff) ClientOption {
+	if b.Min <= 0 {
+		b.Min = DefaultBackoff.Min
+	}
+	if b.Max < b.Min {
+		b.Max = max(b.Min, DefaultBackoff.Max)
+	}
+	return func(c *Client) { c.reconnect = &b }
+}
+
 // DialClient connects to rawURL like Dial and returns a Client that follows
 // the server's GOAWAY. ctx bounds the first connection only.
-func DialClient(ctx context.Context, rawURL string, cfg *Config) (*Client, error) {
+func DialClient(ctx context.Context, rawURL string, cfg *Config, opts ...ClientOption) (*Client, error) {
 	if cfg == nil {
 		cfg = &Config{}
 	}
@@ -61,6 +100,9 @@ func DialClient(ctx context.Context, rawURL string, cfg *Config) (*Client, error
 	}
 	cctx, cancel := context.WithCancelCause(context.Background())
 	c := &Client{cfg: *cfg, log: cfg.logger(), ctx: cctx, cancel: cancel, sess: sess, url: rawURL, moved: make(chan struct{})}
+	for _, opt := range opts {
+		opt(c)
+	}
 	c.spawn(c.run)
 	return c, nil
 }
@@ -143,7 +185,8 @@ func (c *Client) end(err error) {
 	c.cancel(err)
 }
 
-// run follows the GOAWAYs of the session in use.
+// run follows the GOAWAYs of the session in use, and replaces a lost
+// session when the Client reconnects.
 func (c *Client) run() {
 	for {
 		sess, _ := c.current()
@@ -151,8 +194,23 @@ func (c *Client) run() {
 		case <-c.ctx.Done():
 			return
 		case <-sess.Done():
-			c.end(sess.Err())
-			return
+			if c.ctx.Err() != nil {
+				return
+			}
+			if c.reconnect == nil {
+				c.end(sess.Err())
+				return
+			}
+			c.log.Warn("session lost; reconnecting", "err", sess.Err())
+			next, err := c.redialLost(sess)
+			_ = sess.Close()
+			if err != nil {
+				c.end(err)
+				return
+			}
+			c.replace(next, c.URL())
+			c.log.Info("reconnected")
+			continue
 		case <-sess.GoAwayReceived():
 		}
 		next, target, err := c.redial(sess)
@@ -162,16 +220,75 @@ func (c *Client) run() {
 			c.end(err)
 			return
 		}
-		c.mu.Lock()
-		c.sess, c.url = next, target
-		close(c.moved)
-		c.moved = make(chan struct{})
-		c.mu.Unlock()
+		c.replace(next, target)
 		c.log.Info("moved to a new session", "url", target)
 		if !c.spawn(func() { c.retire(sess) }) {
 			_ = sess.Close()
 		}
 	}
+}
+
+// replace makes next, connected to target, the session in use.
+func (c *Client) replace(next *Session, target string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sess, c.url = next, target
+	close(c.moved)
+	c.moved = make(chan struct{})
+}
+
+// redialLost replaces lost, a session that ended without GOAWAY: it dials
+// the Client's URL until that works, the Client ends, or the backoff gives
+// up. A reconnected session that ends before Backoff.Max has passed counts
+// as a failed attempt, so a server that accepts and drops sessions at once
+// is not dialed in a tight loop.
+func (c *Client) redialLost(lost *Session) (*Session, error) {
+	b := c.reconnect
+	if c.reconnected != lost || time.Since(c.connectedAt) >= b.Max {
+		c.failures, c.wait = 0, b.Min
+	} else {
+		c.failures++
+		if err := c.giveUp(lost.Err()); err != nil {
+			return nil, err
+		}
+	}
+	for {
+		timer := time.NewTimer(c.wait)
+		select {
+		case <-c.ctx.Done():
+			timer.Stop()
+			return nil, context.Cause(c.ctx)
+		case <-timer.C:
+		}
+		c.wait = min(2*c.wait, b.Max)
+		ctx, cancel := context.WithTimeout(c.ctx, goAwayDialTimeout)
+		next, err := Dial(ctx, c.URL(), &c.cfg)
+		cancel()
+		if err == nil {
+			c.reconnected, c.connectedAt = next, time.Now()
+			return next, nil
+		}
+		if c.ctx.Err() != nil {
+			return nil, context.Cause(c.ctx)
+		}
+		c.failures++
+		if err := c.giveUp(err); err != nil {
+			return nil, err
+		}
+		c.log.Info("reconnect failed", "attempts", c.failures, "err", err)
+	}
+}
+
+// giveUp returns the error that ends the Client once its reconnection
+// attempts are used up, nil before.
+func (c *Client) giveUp(last error) error {
+	if n := c.reconnect.Attempts; n > 0 && c.failures >= n {
+		if last == nil {
+			last = ErrClosed
+		}
+		return fmt.Errorf("moq: reconnecting to %s: gave up after %d attempts: %w", c.URL(), c.failures, last)
+	}
+	return nil
 }
 
 // redial connects to the URL the GOAWAY of sess names.
@@ -271,11 +388,18 @@ func (c *Client) follow(path Path, track *TrackProducer) {
 	sub, result, err := sess.feed(ctx, path, track, opts)
 	for {
 		if err != nil {
-			// Retry on the next session when this one is being left.
+			if ctx.Err() == nil && (leaving(sess) || c.lost(sess, err)) {
+				// The session is being left or replaced: go on with the
+				// next one.
+				select {
+				case <-moved:
+				case <-ctx.Done():
+				}
+			}
 			select {
 			case <-moved:
 				sess, moved = c.current()
-				sub, result, err = sess.feed(ctx, path, track, opts)
+				sub, result, err = sess.feed(ctx, path, track, resume(track, opts, sess))
 				continue
 			default:
 			}
@@ -287,17 +411,12 @@ func (c *Client) follow(path Path, track *TrackProducer) {
 		}
 		select {
 		case err = <-result:
+			if errors.Is(err, errPeerClosed) && c.reconnect == nil && !leaving(sess) {
+				err = nil // the server closed the session cleanly
+			}
 			if err == nil {
 				_ = track.Finish()
 				return
-			}
-			if ctx.Err() == nil && leaving(sess) {
-				// The server ended the session after its GOAWAY: go on
-				// with the next one.
-				select {
-				case <-moved:
-				case <-ctx.Done():
-				}
 			}
 		case <-ctx.Done():
 			_ = track.Abort(context.Cause(ctx))
@@ -308,6 +427,49 @@ func (c *Client) follow(path Path, track *TrackProducer) {
 			sub, result, err = c.handover(ctx, sess, sub, path, track, opts)
 		}
 	}
+}
+
+// lostGrace bounds how long a failed subscription waits for its session to
+// end before the failure counts as the track's own.
+const lostGrace = 2 * time.Second
+
+// lost reports whether a subscription on sess failed with err because the
+// session ended, which a reconnecting Client replaces. A stream reset by the
+// peer is the track's own failure; other errors come from the session, which
+// then ends shortly.
+func (c *Client) lost(sess *Session, err error) bool {
+	if c.reconnect == nil {
+		return false
+	}
+	select {
+	case <-sess.Done():
+		return true
+	default:
+	}
+	var reset *streamResetError
+	if errors.As(err, &reset) {
+		return false
+	}
+	timer := time.NewTimer(lostGrace)
+	defer timer.Stop()
+	select {
+	case <-sess.Done():
+		return true
+	case <-timer.C:
+		return false
+	case <-c.ctx.Done():
+		return false
+	}
+}
+
+// resume returns the options that continue track on sess after the newest
+// group it holds, where sess can express a start group (lite-03+).
+func resume(track *TrackProducer, opts SubscribeOptions, sess *Session) SubscribeOptions {
+	if latest, ok := track.Latest(); ok && sess.version >= lite.Lite03 {
+		start := latest + 1
+		opts.Start = &start
+	}
+	return opts
 }
 
 // leaving reports whether the Client is leaving sess: the server sent
@@ -329,8 +491,7 @@ func (c *Client) handover(ctx context.Context, next *Session, old *Subscription,
 	seamless := ok && old.sess.version >= lite.Lite03 && next.version >= lite.Lite03
 	nextOpts := opts
 	if seamless {
-		start := latest + 1
-		nextOpts.Start = &start
+		nextOpts = resume(track, opts, next)
 	}
 	sub, result, err := next.feed(ctx, path, track, nextOpts)
 	if err != nil || !seamless {

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -772,6 +773,131 @@ func TestGoAwayReconnect(t *testing.T) {
 				t.Error("the first session is still open")
 			}
 		})
+	}
+}
+
+// TestClientReconnect ends the server's session while a live track plays,
+// with an error and cleanly: a Client dialed with Reconnect dials again and
+// its TrackConsumer goes on. From lite-03 on it resumes after the newest
+// group it had, so every group arrives exactly once; older versions restart
+// at the publisher's newest group, so groups may be missed but none repeats.
+func TestClientReconnect(t *testing.T) {
+	const total = 60
+	ends := []struct {
+		name string
+		end  func(*moq.Session) error
+	}{
+		{"error", func(s *moq.Session) error { return s.CloseWithError(moq.ErrTransport) }},
+		{"clean", func(s *moq.Session) error { return s.Close() }},
+	}
+	for _, v := range moq.DefaultVersions {
+		for _, end := range ends {
+			t.Run(v.String()+"/"+end.name, func(t *testing.T) {
+				ctx := testContext(t)
+				origin := moq.NewOrigin()
+				track := publishTrack(t, origin, "live", "data")
+				ts := publisherServer(t, origin)
+				cfg := moq.Config{Versions: []moq.Version{v}, Logger: testLogger()}
+				cfg.Fingerprint = ts.fingerprint
+				client, err := moq.DialClient(ctx, ts.url("quic"), &cfg,
+					moq.Reconnect(moq.Backoff{Min: 5 * time.Millisecond, Max: 50 * time.Millisecond}))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer client.Close()
+				first := <-ts.sessions
+				consumer, err := client.ConsumeBroadcast(moq.NewPath("live")).SubscribeTrack(moq.Track{Name: "data"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer consumer.Close()
+				if err := track.Used(ctx); err != nil {
+					t.Fatal(err)
+				}
+				writer := make(chan error, 1)
+				go func() {
+					ticker := time.NewTicker(2 * time.Millisecond)
+					defer ticker.Stop()
+					for g := range uint64(total) {
+						<-ticker.C
+						if err := track.WriteFrame(fmt.Appendf(nil, "g%d/f0", g)); err != nil {
+							writer <- err
+							return
+						}
+						if g == total/3 {
+							if err := end.end(first); err != nil {
+								writer <- err
+								return
+							}
+						}
+					}
+					writer <- nil
+				}()
+				seen := make(map[uint64]bool)
+				for !seen[total-1] {
+					g, err := consumer.NextGroup(ctx)
+					if err != nil || g == nil {
+						t.Fatalf("after %d groups: %v, %v", len(seen), g, err)
+					}
+					if seen[g.Sequence()] {
+						t.Fatalf("group %d delivered twice", g.Sequence())
+					}
+					if got := readGroup(t, ctx, g); len(got) != 1 || got[0] != fmt.Sprintf("g%d/f0", g.Sequence()) {
+						t.Fatalf("group %d holds %q", g.Sequence(), got)
+					}
+					seen[g.Sequence()] = true
+				}
+				if err := <-writer; err != nil {
+					t.Fatal(err)
+				}
+				if v >= moq.Lite03 && len(seen) != total {
+					t.Errorf("%d of %d groups arrived; from lite-03 on the Client resumes without a gap", len(seen), total)
+				}
+				select {
+				case <-client.Done():
+					t.Fatalf("the Client ended: %v", client.Err())
+				default:
+				}
+				select {
+				case <-ts.sessions:
+				case <-ctx.Done():
+					t.Fatal("the Client did not connect a second session")
+				}
+			})
+		}
+	}
+}
+
+// TestClientReconnectGivesUp checks that a Client whose reconnection attempts
+// all fail ends with the last error after Backoff.Attempts.
+func TestClientReconnectGivesUp(t *testing.T) {
+	ctx := testContext(t)
+	var accepted atomic.Int32
+	ts := startServer(t, func(*moq.Request) *moq.Config {
+		if accepted.Add(1) > 1 {
+			return nil // refused: every reconnection fails
+		}
+		return &moq.Config{}
+	})
+	cfg := moq.Config{Logger: testLogger()}
+	cfg.Fingerprint = ts.fingerprint
+	client, err := moq.DialClient(ctx, ts.url("quic"), &cfg,
+		moq.Reconnect(moq.Backoff{Min: time.Millisecond, Max: time.Second, Attempts: 3}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	_ = (<-ts.sessions).CloseWithError(moq.ErrTransport)
+	select {
+	case <-client.Done():
+	case <-ctx.Done():
+		t.Fatal("the Client kept trying")
+	}
+	if err := client.Err(); err == nil || !errors.Is(err, moq.ErrUnauthorized) {
+		t.Fatalf("Client.Err() = %v, want the refusal after the last attempt", err)
+	}
+	if n := accepted.Load(); n != 4 {
+		t.Errorf("%d session requests, want 1 + 3 attempts", n)
 	}
 }
 

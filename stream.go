@@ -80,12 +80,18 @@ func (cs *controlStream) reset(err error) {
 // cleanly: what it was carrying ends cleanly too.
 var errPeerClosed = fmt.Errorf("%w by peer", ErrClosed)
 
+// streamResetError is a stream the peer reset with the error it carries.
+type streamResetError struct{ err error }
+
+func (e *streamResetError) Error() string { return "moq: stream reset by peer: " + e.err.Error() }
+func (e *streamResetError) Unwrap() error { return e.err }
+
 // streamError turns a transport read/write failure into a moq error: a reset
 // by the peer carries the peer's error code.
 func streamError(err error) error {
 	var se *transport.StreamError
 	if errors.As(err, &se) && se.Remote {
-		return fmt.Errorf("moq: stream reset by peer: %w", ErrorFromCode(se.Code))
+		return &streamResetError{ErrorFromCode(se.Code)}
 	}
 	var sess *transport.SessionError
 	if errors.As(err, &sess) {

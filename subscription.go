@@ -147,8 +147,14 @@ func (s *Session) feed(ctx context.Context, broadcast Path, track *TrackProducer
 	ready := make(chan error, 1)
 	res := make(chan error, 1)
 	run := func() {
-		err := s.remoteEnd(s.subscribe(s.ctx, subRequest{path: broadcast, track: track, opts: opts, sub: sub, ready: ready}))
+		raw := s.subscribe(s.ctx, subRequest{path: broadcast, track: track, opts: opts, sub: sub, ready: ready})
+		err := s.remoteEnd(raw)
 		sub.finish(err)
+		if errors.Is(raw, errPeerClosed) {
+			// The track did not finish: the session did. A Client may
+			// go on elsewhere.
+			err = errPeerClosed
+		}
 		res <- err
 	}
 	if !s.spawn(run) {
