@@ -174,9 +174,33 @@ type js struct {
 	stdin  io.WriteCloser
 	stderr *lockedBuffer
 	done   chan error
+	events eventQueue
+}
 
+// eventQueue holds the JSON events a peer reported, one queue per kind.
+type eventQueue struct {
 	mu     sync.Mutex
-	events map[string]chan map[string]any
+	queues map[string]chan map[string]any
+}
+
+// add queues ev under its "event" field.
+func (q *eventQueue) add(ev map[string]any) {
+	kind, _ := ev["event"].(string)
+	q.queue(kind) <- ev
+}
+
+func (q *eventQueue) queue(kind string) chan map[string]any {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.queues == nil {
+		q.queues = make(map[string]chan map[string]any)
+	}
+	ch, ok := q.queues[kind]
+	if !ok {
+		ch = make(chan map[string]any, 256)
+		q.queues[kind] = ch
+	}
+	return ch
 }
 
 type lockedBuffer struct {
@@ -210,7 +234,7 @@ func (e *env) startJS(t *testing.T, ctx context.Context, script string, args ...
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &js{t: t, name: script, cmd: cmd, stdin: stdin, stderr: &lockedBuffer{}, done: make(chan error, 1), events: make(map[string]chan map[string]any)}
+	p := &js{t: t, name: script, cmd: cmd, stdin: stdin, stderr: &lockedBuffer{}, done: make(chan error, 1)}
 	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -223,8 +247,7 @@ func (e *env) startJS(t *testing.T, ctx context.Context, script string, args ...
 			if json.Unmarshal(sc.Bytes(), &ev) != nil {
 				continue
 			}
-			kind, _ := ev["event"].(string)
-			p.queue(kind) <- ev
+			p.events.add(ev)
 		}
 		p.done <- cmd.Wait()
 	}()
@@ -247,28 +270,17 @@ func (e *env) startJS(t *testing.T, ctx context.Context, script string, args ...
 	return p
 }
 
-func (p *js) queue(kind string) chan map[string]any {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	q, ok := p.events[kind]
-	if !ok {
-		q = make(chan map[string]any, 256)
-		p.events[kind] = q
-	}
-	return q
-}
-
 // expect waits for the next event of a kind.
 func (p *js) expect(ctx context.Context, kind string) map[string]any {
 	p.t.Helper()
 	select {
-	case ev := <-p.queue(kind):
+	case ev := <-p.events.queue(kind):
 		return ev
 	case err := <-p.done:
 		p.done <- err
 		// The reader may have queued the event just before the exit.
 		select {
-		case ev := <-p.queue(kind):
+		case ev := <-p.events.queue(kind):
 			return ev
 		default:
 		}
@@ -340,7 +352,7 @@ func testJSPublish(t *testing.T, e *env, ctx context.Context) {
 		}
 		go func() {
 			defer track.Close()
-			goResults <- readGoTrack(ctx, track, name, goFirst)
+			goResults <- readGoTrack(ctx, track, name, goFirst, interopGroups)
 		}()
 	}
 	sub := e.startJS(t, ctx, "subscribe.mjs", append([]string{"--broadcast", path, "--tracks", tracks}, counts...)...)
@@ -374,7 +386,7 @@ type goTrackResult struct {
 }
 
 // readGoTrack reads a JS-published track to its end and verifies it.
-func readGoTrack(ctx context.Context, track *moq.TrackConsumer, name string, first chan<- struct{}) goTrackResult {
+func readGoTrack(ctx context.Context, track *moq.TrackConsumer, name string, first chan<- struct{}, groups uint64) goTrackResult {
 	res := goTrackResult{name: name}
 	seen := make(map[uint64]bool)
 	start := uint64(0)
@@ -414,9 +426,9 @@ func readGoTrack(ctx context.Context, track *moq.TrackConsumer, name string, fir
 		}
 		seen[seq] = true
 	}
-	for g := start + 1; g <= interopGroups; g++ {
+	for g := start + 1; g <= groups; g++ {
 		if !seen[g] {
-			res.err = fmt.Errorf("group %d missing (%d of %d received)", g, len(seen), interopGroups+1-int(start))
+			res.err = fmt.Errorf("group %d missing (%d of %d received)", g, len(seen), groups+1-start)
 			return res
 		}
 	}
