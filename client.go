@@ -35,7 +35,8 @@ const (
 // a GOAWAY ends the Client, unless the Client was dialed with Reconnect: then
 // it dials its URL again and its ConsumeBroadcast tracks go on from the group
 // after the newest they received (from lite-03 on; older versions restart at
-// the publisher's newest group).
+// the publisher's newest group). Older groups still in flight when the
+// session was lost are not asked for again.
 type Client struct {
 	cfg       Config
 	reconnect *Backoff

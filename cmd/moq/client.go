@@ -81,20 +81,40 @@ func newLogger(level string, w io.Writer) (*slog.Logger, error) {
 
 // dial connects with the shared flags and explains common failures.
 func (c *clientFlags) dial(ctx context.Context, cfg moq.Config, stderr io.Writer) (*moq.Session, error) {
-	log, err := newLogger(c.logLevel, stderr)
-	if err != nil {
+	if err := c.configure(&cfg, stderr); err != nil {
 		return nil, err
-	}
-	cfg.Logger = log
-	cfg.Fingerprint = c.fingerprint
-	if c.insecure {
-		cfg.TLSConfig = &tls.Config{InsecureSkipVerify: true}
 	}
 	sess, err := moq.Dial(ctx, c.url, &cfg)
 	if err != nil {
 		return nil, explainDial(c.url, err)
 	}
 	return sess, nil
+}
+
+// dialClient is dial for a Client that reconnects after a lost session.
+func (c *clientFlags) dialClient(ctx context.Context, cfg moq.Config, stderr io.Writer) (*moq.Client, error) {
+	if err := c.configure(&cfg, stderr); err != nil {
+		return nil, err
+	}
+	client, err := moq.DialClient(ctx, c.url, &cfg, moq.Reconnect(moq.DefaultBackoff))
+	if err != nil {
+		return nil, explainDial(c.url, err)
+	}
+	return client, nil
+}
+
+// configure applies the shared flags to cfg.
+func (c *clientFlags) configure(cfg *moq.Config, stderr io.Writer) error {
+	log, err := newLogger(c.logLevel, stderr)
+	if err != nil {
+		return err
+	}
+	cfg.Logger = log
+	cfg.Fingerprint = c.fingerprint
+	if c.insecure {
+		cfg.TLSConfig = &tls.Config{InsecureSkipVerify: true}
+	}
+	return nil
 }
 
 // explainDial adds the likely fix to a connection failure.

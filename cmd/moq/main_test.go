@@ -215,3 +215,91 @@ func TestClock(t *testing.T) {
 		}
 	}
 }
+
+// TestSubReconnect restarts the relay under `moq sub --reconnect`: it
+// connects again, to the new relay on the same port with a new certificate,
+// and prints every line exactly once.
+func TestSubReconnect(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	broadcast := moq.NewBroadcast()
+	defer broadcast.Close()
+	track, err := broadcast.CreateTrack(moq.Track{Name: "0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer track.Close()
+	write := func(from, to int) {
+		for g := from; g <= to; g++ {
+			if err := track.WriteFrame(fmt.Appendf(nil, "line %d", g)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// A relay serving the broadcast from its own origin before it serves
+	// anyone, so the subscriber never finds it missing.
+	serve := func(listen string) (r *relay.Relay, stop func()) {
+		r, err := relay.New(relay.Config{Listen: listen, Logger: relaytest.Logger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Origin().PublishBroadcast(moq.NewPath("cli/re"), broadcast.Consume())
+		done := make(chan error, 1)
+		go func() { done <- r.Run(context.Background()) }()
+		return r, func() {
+			r.Close()
+			if err := <-done; err != nil {
+				t.Errorf("relay: %v", err)
+			}
+		}
+	}
+	first, stopFirst := serve("127.0.0.1:0")
+	addr := "127.0.0.1:" + strconv.Itoa(first.Port())
+	write(0, 0)
+
+	out, subErr := newSyncBuffer(), newSyncBuffer()
+	subDone := make(chan int, 1)
+	go func() {
+		subDone <- run(ctx, []string{"sub", "--url", "http://" + addr + "/", "--broadcast", "cli/re", "--reconnect"}, nil, out, subErr)
+	}()
+	// printed waits for lines 0..upto. The Client resumes after the newest
+	// group it has, so the relay stops only once nothing is in flight.
+	printed := func(upto int) {
+		t.Helper()
+		if !out.waitFor(ctx, func(s string) bool {
+			for g := range upto + 1 {
+				if !strings.Contains(s, fmt.Sprintf("line %d\n", g)) {
+					return false
+				}
+			}
+			return true
+		}) {
+			t.Fatalf("sub printed %q, not every line up to %d; stderr: %s", out, upto, subErr)
+		}
+	}
+	printed(0)
+	write(1, 10)
+	printed(10)
+
+	stopFirst()
+	write(11, 15) // while no relay runs
+	_, stopSecond := serve(addr)
+	defer stopSecond()
+	printed(15)
+	write(16, 20)
+	if err := track.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	if code := <-subDone; code != 0 {
+		t.Fatalf("sub exited %d: %s", code, subErr)
+	}
+	got := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	slices.SortFunc(got, compareLines)
+	var want []string
+	for g := range 21 {
+		want = append(want, fmt.Sprintf("line %d", g))
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("sub printed %q, want %q", got, want)
+	}
+}

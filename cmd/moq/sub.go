@@ -16,8 +16,9 @@ func runSub(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	fs := flag.NewFlagSet("sub", flag.ContinueOnError)
 	var c clientFlags
 	c.register(fs, "", "0")
+	reconnect := fs.Bool("reconnect", false, "when the connection is lost, connect again and go on after the last group printed")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: moq sub --url URL --broadcast NAME [--track NAME]")
+		fmt.Fprintln(fs.Output(), "usage: moq sub --url URL --broadcast NAME [--track NAME] [--reconnect]")
 		fmt.Fprintln(fs.Output(), "Prints the track's frames, one per line, until the track ends.")
 		fs.PrintDefaults()
 	}
@@ -28,13 +29,23 @@ func runSub(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		return err
 	}
 
-	sess, err := c.dial(ctx, moq.Config{}, stderr)
-	if err != nil {
-		return err
+	var broadcast *moq.BroadcastConsumer
+	if *reconnect {
+		client, err := c.dialClient(ctx, moq.Config{}, stderr)
+		if err != nil {
+			return err
+		}
+		defer client.Close()
+		broadcast = client.ConsumeBroadcast(moq.NewPath(c.broadcast))
+	} else {
+		sess, err := c.dial(ctx, moq.Config{}, stderr)
+		if err != nil {
+			return err
+		}
+		defer sess.Close()
+		broadcast = sess.ConsumeBroadcast(moq.NewPath(c.broadcast))
 	}
-	defer sess.Close()
-
-	track, err := sess.ConsumeBroadcast(moq.NewPath(c.broadcast)).SubscribeTrack(moq.Track{Name: c.track})
+	track, err := broadcast.SubscribeTrack(moq.Track{Name: c.track})
 	if err != nil {
 		return err
 	}
