@@ -150,9 +150,10 @@ func (s *Session) feed(ctx context.Context, broadcast Path, track *TrackProducer
 		raw := s.subscribe(s.ctx, subRequest{path: broadcast, track: track, opts: opts, sub: sub, ready: ready})
 		err := s.remoteEnd(raw)
 		sub.finish(err)
-		if errors.Is(raw, errPeerClosed) {
-			// The track did not finish: the session did. A Client may
-			// go on elsewhere.
+		if raw != nil && err == nil {
+			// The track did not finish: the session did, cleanly (the
+			// stream failed with the peer's close or with our reset as
+			// the session ended). A Client may go on elsewhere.
 			err = errPeerClosed
 		}
 		res <- err

@@ -74,7 +74,10 @@ type Relay struct {
 	// cluster is the relay's cluster configuration, with its node id set.
 	cluster ClusterConfig
 
-	wg        sync.WaitGroup
+	wg sync.WaitGroup
+	// sessions counts the QUIC and WebTransport sessions, which shutdown
+	// lets close cleanly before it closes the sockets.
+	sessions  sync.WaitGroup
 	closeOnce sync.Once
 	closed    chan struct{}
 }
@@ -239,9 +242,9 @@ func (r *Relay) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	r.wg.Add(1)
+	accepting := make(chan struct{})
 	go func() {
-		defer r.wg.Done()
+		defer close(accepting)
 		r.acceptSessions(r.sessCtx)
 	}()
 	r.runPeers(r.sessCtx)
@@ -253,6 +256,11 @@ func (r *Relay) Run(ctx context.Context) error {
 	case err = <-errs:
 	}
 	r.cancelSessions()
+	// Sessions close cleanly (each within its close timeout) while the
+	// sockets are still open, so clients see a clean end rather than a
+	// connection dropped by the listener's close.
+	<-accepting
+	r.sessions.Wait()
 	_ = r.server.Close()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -276,9 +284,9 @@ func (r *Relay) acceptSessions(ctx context.Context) {
 		if err != nil {
 			return
 		}
-		r.wg.Add(1)
+		r.sessions.Add(1)
 		go func() {
-			defer r.wg.Done()
+			defer r.sessions.Done()
 			r.serveSession(ctx, req)
 		}()
 	}

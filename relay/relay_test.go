@@ -342,3 +342,32 @@ func TestSubscribeUnknownBroadcast(t *testing.T) {
 		})
 	}
 }
+
+// TestShutdownClosesSessionsCleanly stops a relay under connected clients:
+// each sees its session closed cleanly by the relay (no error), not a
+// connection dropped with the sockets. WebTransport is left out: its close
+// capsule can still lose the race against the connection close that
+// follows it, and the client then sees the QUIC close (code 0) instead.
+func TestShutdownClosesSessionsCleanly(t *testing.T) {
+	for _, transport := range []string{"quic", "websocket"} {
+		t.Run(transport, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			r := startRelay(t)
+			origin := moq.NewOrigin()
+			broadcast, _ := origin.CreateBroadcast(moq.NewPath("live"))
+			defer broadcast.Close()
+			sess := dial(t, ctx, r, transport, moq.Config{Publish: origin.Consume()})
+			// The relay serves the session once it has its announcement.
+			announced := r.Origin().ConsumeOnly(moq.NewPath("live"))
+			defer announced.Close()
+			if _, err := announced.Announced(ctx); err != nil {
+				t.Fatal(err)
+			}
+			r.Close()
+			if err := sess.Wait(ctx); err != nil {
+				t.Fatalf("session ended with %v, want a clean close", err)
+			}
+		})
+	}
+}

@@ -274,7 +274,12 @@ func TestSubReconnect(t *testing.T) {
 			}
 			return true
 		}) {
-			t.Fatalf("sub printed %q, not every line up to %d; stderr: %s", out, upto, subErr)
+			code := -1
+			select {
+			case code = <-subDone:
+			default:
+			}
+			t.Fatalf("sub (exit %d) printed %q, not every line up to %d; stderr: %s", code, out, upto, subErr)
 		}
 	}
 	printed(0)
