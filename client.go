@@ -50,14 +50,13 @@ type Client struct {
 
 	ctx    context.Context
 	cancel context.CancelCauseFunc
-	wg     sync.WaitGroup
+	g      goroutines
 
-	mu      sync.Mutex
-	sess    *Session
-	url     string
-	moved   chan struct{} // closed and replaced when the session changes
-	stopped bool          // no goroutine may start any more
-	err     error
+	mu    sync.Mutex
+	sess  *Session
+	url   string
+	moved chan struct{} // closed and replaced when the session changes
+	err   error
 }
 
 // ClientOption configures a Client.
@@ -110,19 +109,7 @@ func DialClient(ctx context.Context, rawURL string, cfg *Config, opts ...ClientO
 
 // spawn runs f on a goroutine that Close waits for; it reports false once
 // the Client is closing.
-func (c *Client) spawn(f func()) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.stopped {
-		return false
-	}
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		f()
-	}()
-	return true
-}
+func (c *Client) spawn(f func()) bool { return c.g.spawn(f) }
 
 // current returns the session in use and a channel closed when it changes.
 func (c *Client) current() (*Session, <-chan struct{}) {
@@ -161,16 +148,12 @@ func (c *Client) Err() error {
 	return c.err
 }
 
-// Close ends the Client and its session.
+// Close ends the Client and its session. Its goroutines end first, so that
+// a session a reconnection was just making is the one closed.
 func (c *Client) Close() error {
 	c.end(nil)
-	c.mu.Lock()
-	c.stopped = true
-	sess := c.sess
-	c.mu.Unlock()
-	err := sess.Close()
-	c.wg.Wait()
-	return err
+	c.g.stop()
+	return c.Session().Close()
 }
 
 // end stops the Client once, recording err.

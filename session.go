@@ -93,11 +93,7 @@ type Session struct {
 
 	ctx    context.Context // cancelled when the session ends
 	cancel context.CancelCauseFunc
-	wg     sync.WaitGroup // every goroutine of the session
-	// spawnMu guards stopped, set once Close waits for the goroutines: no
-	// goroutine may start after that.
-	spawnMu sync.Mutex
-	stopped bool
+	g      goroutines // every goroutine of the session
 
 	mu   sync.Mutex
 	subs map[uint64]*subscription // our subscriptions to the peer, by id
@@ -151,27 +147,10 @@ func newSession(conn transport.Session, version lite.Version, cfg *Config, setup
 // spawn runs f on a goroutine owned by the session: Close waits for it, and it
 // must return once s.ctx is done. It reports false, without running f, once
 // the session is shutting down.
-func (s *Session) spawn(f func()) bool {
-	s.spawnMu.Lock()
-	defer s.spawnMu.Unlock()
-	if s.stopped {
-		return false
-	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		f()
-	}()
-	return true
-}
+func (s *Session) spawn(f func()) bool { return s.g.spawn(f) }
 
 // waitGoroutines stops new goroutines and waits for the running ones.
-func (s *Session) waitGoroutines() {
-	s.spawnMu.Lock()
-	s.stopped = true
-	s.spawnMu.Unlock()
-	s.wg.Wait()
-}
+func (s *Session) waitGoroutines() { s.g.stop() }
 
 // Version returns the negotiated protocol version.
 func (s *Session) Version() Version { return Version(s.version) }

@@ -181,94 +181,88 @@ func (s *session) ConnectionStats() transport.ConnectionStats { return quictrans
 
 // stream adapts a bidirectional WebTransport stream.
 type stream struct {
-	str *wt.Stream
-	c   cancels
+	str         *wt.Stream
+	read, write cancel
 }
 
 func (s *stream) Read(p []byte) (int, error) {
 	n, err := s.str.Read(p)
-	return n, s.c.readError(err)
+	return n, s.read.mapError(err)
 }
 
 func (s *stream) Write(p []byte) (int, error) {
 	n, err := s.str.Write(p)
-	return n, s.c.writeError(err)
+	return n, s.write.mapError(err)
 }
 
-func (s *stream) Close() error             { return mapError(s.str.Close()) }
-func (s *stream) CancelWrite(code uint32)  { s.c.cancelWrite(s.str, code) }
-func (s *stream) CancelRead(code uint32)   { s.c.cancelRead(s.str, code) }
+func (s *stream) Close() error { return mapError(s.str.Close()) }
+func (s *stream) CancelWrite(code uint32) {
+	s.write.cancel(code, s.str.CancelWrite, s.str.SetWriteDeadline)
+}
+func (s *stream) CancelRead(code uint32) {
+	s.read.cancel(code, s.str.CancelRead, s.str.SetReadDeadline)
+}
 func (s *stream) SetPriority(int)          {}
 func (s *stream) Context() context.Context { return s.str.Context() }
 
 // sendStream adapts a unidirectional WebTransport send stream.
 type sendStream struct {
-	str *wt.SendStream
-	c   cancels
+	str   *wt.SendStream
+	write cancel
 }
 
 func (s *sendStream) Write(p []byte) (int, error) {
 	n, err := s.str.Write(p)
-	return n, s.c.writeError(err)
+	return n, s.write.mapError(err)
 }
 
-func (s *sendStream) Close() error             { return mapError(s.str.Close()) }
-func (s *sendStream) CancelWrite(code uint32)  { s.c.cancelWrite(s.str, code) }
+func (s *sendStream) Close() error { return mapError(s.str.Close()) }
+func (s *sendStream) CancelWrite(code uint32) {
+	s.write.cancel(code, s.str.CancelWrite, s.str.SetWriteDeadline)
+}
 func (s *sendStream) SetPriority(int)          {}
 func (s *sendStream) Context() context.Context { return s.str.Context() }
 
 // receiveStream adapts a unidirectional WebTransport receive stream.
 type receiveStream struct {
-	str *wt.ReceiveStream
-	c   cancels
+	str  *wt.ReceiveStream
+	read cancel
 }
 
 func (s *receiveStream) Read(p []byte) (int, error) {
 	n, err := s.str.Read(p)
-	return n, s.c.readError(err)
+	return n, s.read.mapError(err)
 }
 
-func (s *receiveStream) CancelRead(code uint32) { s.c.cancelRead(s.str, code) }
+func (s *receiveStream) CancelRead(code uint32) {
+	s.read.cancel(code, s.str.CancelRead, s.str.SetReadDeadline)
+}
 
-// cancels makes CancelRead and CancelWrite release a Read or Write blocked on
-// the same stream. webtransport-go (v0.13.0) parks a call that saw the peer's
-// session-gone reset until the session closes the stream; but a stream closed
-// locally has already left the session, so that call would never return. An
-// expired deadline releases it, and the call then reports the local
-// cancellation like any Read or Write after the cancel.
-type cancels struct {
-	read, write atomic.Pointer[transport.StreamError]
+// cancel makes CancelRead or CancelWrite release a Read or Write blocked on
+// the same side of the stream. webtransport-go (v0.13.0) parks a call that
+// saw the peer's session-gone reset until the session closes the stream; but
+// a stream closed locally has already left the session, so that call would
+// never return. An expired deadline releases it, and the call then reports
+// the local cancellation like any Read or Write after the cancel.
+type cancel struct {
+	err atomic.Pointer[transport.StreamError]
 }
 
 // expired is a deadline long past.
 var expired = time.Unix(1, 0)
 
-func (c *cancels) cancelRead(str interface {
-	CancelRead(wt.StreamErrorCode)
-	SetReadDeadline(time.Time) error
-}, code uint32) {
-	c.read.CompareAndSwap(nil, &transport.StreamError{Code: code})
-	str.CancelRead(wt.StreamErrorCode(code))
-	_ = str.SetReadDeadline(expired)
+// cancel records code, cancels the stream's side with it and releases a
+// blocked call.
+func (c *cancel) cancel(code uint32, cancelSide func(wt.StreamErrorCode), setDeadline func(time.Time) error) {
+	c.err.CompareAndSwap(nil, &transport.StreamError{Code: code})
+	cancelSide(wt.StreamErrorCode(code))
+	_ = setDeadline(expired)
 }
 
-func (c *cancels) cancelWrite(str interface {
-	CancelWrite(wt.StreamErrorCode)
-	SetWriteDeadline(time.Time) error
-}, code uint32) {
-	c.write.CompareAndSwap(nil, &transport.StreamError{Code: code})
-	str.CancelWrite(wt.StreamErrorCode(code))
-	_ = str.SetWriteDeadline(expired)
-}
-
-func (c *cancels) readError(err error) error  { return cancelledError(err, &c.read) }
-func (c *cancels) writeError(err error) error { return cancelledError(err, &c.write) }
-
-// cancelledError maps err, reporting an expired deadline as the cancel that
-// set it.
-func cancelledError(err error, cancel *atomic.Pointer[transport.StreamError]) error {
+// mapError maps err, reporting an expired deadline as the cancel that set it.
+func (c *cancel) mapError(err error) error {
 	if errors.Is(err, os.ErrDeadlineExceeded) {
-		if se := cancel.Load(); se != nil {
+		if se := c.err.Load(); se != nil {
 			return se
 		}
 	}
