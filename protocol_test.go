@@ -679,6 +679,67 @@ func listenAgain(t *testing.T, ts *testServer) string {
 	return pc.LocalAddr().String()
 }
 
+// dialClient connects a Client over raw QUIC offering versions (nil: all),
+// closed at the end of the test.
+func (ts *testServer) dialClient(t *testing.T, ctx context.Context, versions []moq.Version, opts ...moq.ClientOption) *moq.Client {
+	t.Helper()
+	cfg := moq.Config{Versions: versions, Logger: testLogger()}
+	cfg.Fingerprint = ts.fingerprint
+	client, err := moq.DialClient(ctx, ts.url("quic"), &cfg, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Close() })
+	return client
+}
+
+// playLive is a live source: it writes groups 0..total-1 of track, one frame
+// "g<g>/f0" each, every 2 ms, and calls event once group total/3 is out. The
+// channel gets the first error, or nil at the end.
+func playLive(track *moq.TrackProducer, total int, event func() error) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		ticker := time.NewTicker(2 * time.Millisecond)
+		defer ticker.Stop()
+		for g := range uint64(total) {
+			<-ticker.C
+			if err := track.WriteFrame(fmt.Appendf(nil, "g%d/f0", g)); err != nil {
+				done <- err
+				return
+			}
+			if g == uint64(total/3) {
+				if err := event(); err != nil {
+					done <- err
+					return
+				}
+			}
+		}
+		done <- nil
+	}()
+	return done
+}
+
+// receiveLive reads playLive's groups until enough holds for the groups
+// seen, failing on a group delivered twice or with the wrong content.
+func receiveLive(t *testing.T, ctx context.Context, consumer *moq.TrackConsumer, enough func(seen map[uint64]bool) bool) map[uint64]bool {
+	t.Helper()
+	seen := make(map[uint64]bool)
+	for !enough(seen) {
+		g, err := consumer.NextGroup(ctx)
+		if err != nil || g == nil {
+			t.Fatalf("after %d groups: %v, %v", len(seen), g, err)
+		}
+		if seen[g.Sequence()] {
+			t.Fatalf("group %d delivered twice", g.Sequence())
+		}
+		if got := readGroup(t, ctx, g); len(got) != 1 || got[0] != fmt.Sprintf("g%d/f0", g.Sequence()) {
+			t.Fatalf("group %d holds %q", g.Sequence(), got)
+		}
+		seen[g.Sequence()] = true
+	}
+	return seen
+}
+
 // TestGoAwayReconnect has the server send GOAWAY to another address while a
 // live track plays: the Client moves there and the TrackConsumer obtained
 // before keeps receiving, every group exactly once. Before lite-04 the
@@ -692,13 +753,7 @@ func TestGoAwayReconnect(t *testing.T) {
 			track := publishTrack(t, origin, "live", "data")
 			ts := publisherServer(t, origin)
 			other := "moqt://" + listenAgain(t, ts)
-			cfg := moq.Config{Versions: []moq.Version{v}, Logger: testLogger()}
-			cfg.Fingerprint = ts.fingerprint
-			client, err := moq.DialClient(ctx, ts.url("quic"), &cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer client.Close()
+			client := ts.dialClient(t, ctx, []moq.Version{v})
 			var first *moq.Session
 			select {
 			case first = <-ts.sessions:
@@ -728,36 +783,11 @@ func TestGoAwayReconnect(t *testing.T) {
 			// A live source writes groups 0..total-1, and the server sends
 			// GOAWAY once a third of them are out.
 			goaway := make(chan error, 1)
-			writer := make(chan error, 1)
-			go func() {
-				ticker := time.NewTicker(2 * time.Millisecond)
-				defer ticker.Stop()
-				for g := range uint64(total) {
-					<-ticker.C
-					if err := track.WriteFrame(fmt.Appendf(nil, "g%d/f0", g)); err != nil {
-						writer <- err
-						return
-					}
-					if g == total/3 {
-						go func() { goaway <- first.GoAway(ctx, other) }()
-					}
-				}
-				writer <- nil
-			}()
-			seen := make(map[uint64]bool)
-			for len(seen) < total {
-				g, err := consumer.NextGroup(ctx)
-				if err != nil || g == nil {
-					t.Fatalf("after %d groups: %v, %v", len(seen), g, err)
-				}
-				if seen[g.Sequence()] {
-					t.Fatalf("group %d delivered twice", g.Sequence())
-				}
-				if got := readGroup(t, ctx, g); len(got) != 1 || got[0] != fmt.Sprintf("g%d/f0", g.Sequence()) {
-					t.Fatalf("group %d holds %q", g.Sequence(), got)
-				}
-				seen[g.Sequence()] = true
-			}
+			writer := playLive(track, total, func() error {
+				go func() { goaway <- first.GoAway(ctx, other) }()
+				return nil
+			})
+			receiveLive(t, ctx, consumer, func(seen map[uint64]bool) bool { return len(seen) == total })
 			if err := <-writer; err != nil {
 				t.Fatal(err)
 			}
@@ -797,14 +827,7 @@ func TestClientReconnect(t *testing.T) {
 				origin := moq.NewOrigin()
 				track := publishTrack(t, origin, "live", "data")
 				ts := publisherServer(t, origin)
-				cfg := moq.Config{Versions: []moq.Version{v}, Logger: testLogger()}
-				cfg.Fingerprint = ts.fingerprint
-				client, err := moq.DialClient(ctx, ts.url("quic"), &cfg,
-					moq.Reconnect(moq.Backoff{Min: 5 * time.Millisecond, Max: 50 * time.Millisecond}))
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer client.Close()
+				client := ts.dialClient(t, ctx, []moq.Version{v}, moq.Reconnect(moq.Backoff{Min: 5 * time.Millisecond, Max: 50 * time.Millisecond}))
 				first := <-ts.sessions
 				consumer, err := client.ConsumeBroadcast(moq.NewPath("live")).SubscribeTrack(moq.Track{Name: "data"})
 				if err != nil {
@@ -814,39 +837,8 @@ func TestClientReconnect(t *testing.T) {
 				if err := track.Used(ctx); err != nil {
 					t.Fatal(err)
 				}
-				writer := make(chan error, 1)
-				go func() {
-					ticker := time.NewTicker(2 * time.Millisecond)
-					defer ticker.Stop()
-					for g := range uint64(total) {
-						<-ticker.C
-						if err := track.WriteFrame(fmt.Appendf(nil, "g%d/f0", g)); err != nil {
-							writer <- err
-							return
-						}
-						if g == total/3 {
-							if err := end.end(first); err != nil {
-								writer <- err
-								return
-							}
-						}
-					}
-					writer <- nil
-				}()
-				seen := make(map[uint64]bool)
-				for !seen[total-1] {
-					g, err := consumer.NextGroup(ctx)
-					if err != nil || g == nil {
-						t.Fatalf("after %d groups: %v, %v", len(seen), g, err)
-					}
-					if seen[g.Sequence()] {
-						t.Fatalf("group %d delivered twice", g.Sequence())
-					}
-					if got := readGroup(t, ctx, g); len(got) != 1 || got[0] != fmt.Sprintf("g%d/f0", g.Sequence()) {
-						t.Fatalf("group %d holds %q", g.Sequence(), got)
-					}
-					seen[g.Sequence()] = true
-				}
+				writer := playLive(track, total, func() error { return end.end(first) })
+				seen := receiveLive(t, ctx, consumer, func(seen map[uint64]bool) bool { return seen[total-1] })
 				if err := <-writer; err != nil {
 					t.Fatal(err)
 				}
@@ -879,14 +871,7 @@ func TestClientReconnectGivesUp(t *testing.T) {
 		}
 		return &moq.Config{}
 	})
-	cfg := moq.Config{Logger: testLogger()}
-	cfg.Fingerprint = ts.fingerprint
-	client, err := moq.DialClient(ctx, ts.url("quic"), &cfg,
-		moq.Reconnect(moq.Backoff{Min: time.Millisecond, Max: time.Second, Attempts: 3}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
+	client := ts.dialClient(t, ctx, nil, moq.Reconnect(moq.Backoff{Min: time.Millisecond, Max: time.Second, Attempts: 3}))
 	_ = (<-ts.sessions).CloseWithError(moq.ErrTransport)
 	select {
 	case <-client.Done():
@@ -1010,13 +995,7 @@ func TestSubscribeNotFound(t *testing.T) {
 					t.Errorf("Subscribe(%s/%s) = %v, want ErrNotFound", c.path, c.track, err)
 				}
 			}
-			cfg := moq.Config{Versions: []moq.Version{v}, Logger: testLogger()}
-			cfg.Fingerprint = ts.fingerprint
-			client, err := moq.DialClient(ctx, ts.url("quic"), &cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer client.Close()
+			client := ts.dialClient(t, ctx, []moq.Version{v})
 			track, err := client.ConsumeBroadcast(moq.NewPath("nope")).SubscribeTrack(moq.Track{Name: "data"})
 			if err != nil {
 				t.Fatal(err)

@@ -71,13 +71,18 @@ func watchAnnounces(t *testing.T, r *relay.Relay, path moq.Path) *announceLog {
 	return l
 }
 
+// snapshot returns the events so far and a channel closed at the next one.
+func (l *announceLog) snapshot() ([]announceEvent, <-chan struct{}) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.events), l.changed
+}
+
 // waitFor waits until cond holds for the events so far.
 func (l *announceLog) waitFor(ctx context.Context, t *testing.T, what string, cond func([]announceEvent) bool) {
 	t.Helper()
 	for {
-		l.mu.Lock()
-		events, changed := slices.Clone(l.events), l.changed
-		l.mu.Unlock()
+		events, changed := l.snapshot()
 		if cond(events) {
 			return
 		}
@@ -100,6 +105,35 @@ func activeWith(hops ...uint64) func([]announceEvent) bool {
 // gone reports whether the path is no longer announced at the relay.
 func (l *announceLog) gone(events []announceEvent) bool {
 	return len(events) > 0 && !events[len(events)-1].active && l.r.Origin().ConsumeBroadcast(l.path) == nil
+}
+
+// publishAt publishes a broadcast at path with a track "data" through a
+// session to r. Closing the broadcast withdraws it.
+func publishAt(t *testing.T, ctx context.Context, r *relay.Relay, path moq.Path) (*moq.BroadcastProducer, *moq.TrackProducer) {
+	t.Helper()
+	origin := moq.NewOrigin()
+	broadcast, _ := origin.CreateBroadcast(path)
+	track, err := broadcast.CreateTrack(moq.Track{Name: "data"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(track.Close)
+	dial(t, ctx, r, "quic", moq.Config{Publish: origin.Consume()})
+	return broadcast, track
+}
+
+// awaitGroup reads sub until group seq arrives.
+func awaitGroup(ctx context.Context, t *testing.T, sub *moq.TrackConsumer, seq uint64) {
+	t.Helper()
+	for {
+		g, err := sub.NextGroup(ctx)
+		if err != nil || g == nil {
+			t.Fatalf("waiting for group %d: %v, %v", seq, g, err)
+		}
+		if g.Sequence() == seq {
+			return
+		}
+	}
 }
 
 // startNode starts a relay with a node id and peers.
@@ -130,17 +164,10 @@ func TestClusterLine(t *testing.T) {
 	c := startNode(t, 3, b)
 	logs := []*announceLog{watchAnnounces(t, a, path), watchAnnounces(t, b, path), watchAnnounces(t, c, path)}
 
-	origin := moq.NewOrigin()
-	broadcast, _ := origin.CreateBroadcast(path)
-	track, err := broadcast.CreateTrack(moq.Track{Name: "data"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer track.Close()
+	broadcast, track := publishAt(t, ctx, a, path)
 	for g := range 3 {
 		writeGroup(t, track, g)
 	}
-	dial(t, ctx, a, "quic", moq.Config{Publish: origin.Consume()})
 
 	wantHops := [][]uint64{nil, {1}, {1, 2}}
 	for i, l := range logs {
@@ -158,15 +185,7 @@ func TestClusterLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeGroup(t, track, 3)
-	for {
-		g, err := sub.NextGroup(ctx)
-		if err != nil || g == nil {
-			t.Fatalf("next group: %v, %v", g, err)
-		}
-		if g.Sequence() == 3 {
-			break
-		}
-	}
+	awaitGroup(ctx, t, sub, 3)
 
 	// Group 0 predates every relay's subscription: the fetch goes upstream.
 	g, err := sess.Fetch(ctx, path, "data", 0, 0)
@@ -191,9 +210,7 @@ func TestClusterLine(t *testing.T) {
 		l.waitFor(ctx, t, "the end", l.gone)
 	}
 	for i, l := range logs {
-		l.mu.Lock()
-		events := l.events
-		l.mu.Unlock()
+		events, _ := l.snapshot()
 		want := []announceEvent{{active: true, hops: wantHops[i]}, {active: false}}
 		if !slices.EqualFunc(events, want, func(x, y announceEvent) bool {
 			return x.active == y.active && slices.Equal(x.hops, y.hops)
@@ -217,14 +234,7 @@ func TestClusterTriangle(t *testing.T) {
 	c := startNode(t, 3, a, b)
 	logs := []*announceLog{watchAnnounces(t, a, path), watchAnnounces(t, b, path), watchAnnounces(t, c, path)}
 
-	origin := moq.NewOrigin()
-	broadcast, _ := origin.CreateBroadcast(path)
-	track, err := broadcast.CreateTrack(moq.Track{Name: "data"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer track.Close()
-	dial(t, ctx, a, "quic", moq.Config{Publish: origin.Consume()})
+	broadcast, track := publishAt(t, ctx, a, path)
 
 	logs[0].waitFor(ctx, t, "the local broadcast", activeWith())
 	logs[1].waitFor(ctx, t, "the direct path", activeWith(1))
@@ -240,17 +250,8 @@ func TestClusterTriangle(t *testing.T) {
 		if err := track.Used(ctx); err != nil {
 			t.Fatal(err)
 		}
-		seq := uint64(r.NodeID())
-		writeGroup(t, track, int(seq))
-		for {
-			g, err := sub.NextGroup(ctx)
-			if err != nil || g == nil {
-				t.Fatalf("relay %d: next group: %v, %v", r.NodeID(), g, err)
-			}
-			if g.Sequence() == seq {
-				break
-			}
-		}
+		writeGroup(t, track, int(r.NodeID()))
+		awaitGroup(ctx, t, sub, r.NodeID())
 	}
 
 	broadcast.Close()
@@ -258,9 +259,7 @@ func TestClusterTriangle(t *testing.T) {
 		l.waitFor(ctx, t, "the end", l.gone)
 	}
 	for _, l := range logs {
-		l.mu.Lock()
-		events := l.events
-		l.mu.Unlock()
+		events, _ := l.snapshot()
 		id := l.r.NodeID()
 		for _, ev := range events {
 			if slices.Contains(ev.hops, id) {
@@ -271,9 +270,7 @@ func TestClusterTriangle(t *testing.T) {
 			t.Errorf("relay %d made %d announcements: %+v", id, len(events), events)
 		}
 	}
-	logs[0].mu.Lock()
-	defer logs[0].mu.Unlock()
-	if got := len(logs[0].events); got != 2 {
-		t.Errorf("the origin relay made %d announcements, want 2 (no copy came back): %+v", got, logs[0].events)
+	if events, _ := logs[0].snapshot(); len(events) != 2 {
+		t.Errorf("the origin relay made %d announcements, want 2 (no copy came back): %+v", len(events), events)
 	}
 }

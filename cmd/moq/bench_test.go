@@ -67,30 +67,11 @@ func TestBench(t *testing.T) {
 
 func TestBenchErrors(t *testing.T) {
 	closed := closedPort(t)
-	tests := []struct {
-		name string
-		args []string
-		code int
-		want string
-	}{
+	runErrorCases(t, []errorCase{
 		{"missing url", []string{"bench"}, 2, "missing --url"},
 		{"bad range", []string{"bench", "--url", "http://127.0.0.1:1/", "--size", "9:1"}, 2, "min is above max"},
 		{"unknown preset", []string{"bench", "--url", "http://127.0.0.1:1/", "--preset", "4k-video"}, 1, "hd-video"},
 		{"invalid load", []string{"bench", "--url", "http://127.0.0.1:1/", "--group", "2000"}, 1, "group"},
 		{"relay down", []string{"bench", "--url", "http://127.0.0.1:" + closed + "/", "--duration", "1m"}, 1, "is the relay running?"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			var stderr bytes.Buffer
-			code := run(ctx, tt.args, nil, &bytes.Buffer{}, &stderr)
-			if code != tt.code {
-				t.Errorf("exit code %d, want %d; stderr: %s", code, tt.code, stderr.String())
-			}
-			if !strings.Contains(stderr.String(), tt.want) {
-				t.Errorf("stderr %q does not mention %q", stderr.String(), tt.want)
-			}
-		})
-	}
+	})
 }

@@ -137,12 +137,7 @@ func TestErrors(t *testing.T) {
 	r := startRelay(t)
 	port := strconv.Itoa(r.Port())
 	closed := closedPort(t)
-	tests := []struct {
-		name string
-		args []string
-		code int
-		want string
-	}{
+	runErrorCases(t, []errorCase{
 		{"no command", nil, 2, "usage"},
 		{"unknown command", []string{"frobnicate"}, 2, "unknown command"},
 		{"missing url", []string{"sub", "--broadcast", "x"}, 2, "missing --url"},
@@ -154,8 +149,20 @@ func TestErrors(t *testing.T) {
 		{"bad group size", []string{"pub", "--url", "http://127.0.0.1:" + port + "/", "--broadcast", "x", "--group-every", "0"}, 1, "--group-every"},
 		{"bad log level", []string{"sub", "--url", "http://127.0.0.1:" + port + "/", "--broadcast", "x", "--log-level", "loud"}, 1, "--log-level"},
 		{"clock without role", []string{"clock"}, 2, "usage: moq clock"},
-	}
-	for _, tt := range tests {
+	})
+}
+
+// errorCase is a command line that must fail with an exit code and a
+// message on stderr.
+type errorCase struct {
+	name string
+	args []string
+	code int
+	want string
+}
+
+func runErrorCases(t *testing.T, cases []errorCase) {
+	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()

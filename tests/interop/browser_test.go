@@ -34,19 +34,7 @@ func TestBrowser(t *testing.T) {
 	requireNode(t) // for the installed packages the page loads
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	r := relaytest.Start(t, relay.Config{})
-	relayURL := "http://127.0.0.1:" + strconv.Itoa(r.Port()) + "/"
-	dial := func(cfg moq.Config) *moq.Session {
-		cfg.Fingerprint = r.Fingerprint()
-		cfg.Logger = testLogger()
-		sess, err := moq.Dial(ctx, "moqt://127.0.0.1:"+strconv.Itoa(r.Port()), &cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = sess.Close() })
-		return sess
-	}
-	e := &env{t: t, relay: r}
+	e := &env{t: t, relay: relaytest.Start(t, relay.Config{})}
 
 	// Go publishes browser/go; group 0 is the rendezvous.
 	origin := moq.NewOrigin()
@@ -58,11 +46,11 @@ func TestBrowser(t *testing.T) {
 	}
 	defer goTrack.Close()
 	writeGoGroup(t, goTrack, "t0", 0)
-	dial(moq.Config{Publish: origin.Consume()})
+	e.dialGo(t, ctx, moq.Config{Publish: origin.Consume()})
 	e.waitAnnounced(t, ctx, "browser/go")
 
 	page := startPage(t, chromium, url.Values{
-		"relay":   {relayURL},
+		"relay":   {e.httpURL()},
 		"consume": {"browser/go"},
 		"publish": {"browser/js"},
 		"groups":  {strconv.FormatUint(browserGroups, 10)},
@@ -83,7 +71,7 @@ func TestBrowser(t *testing.T) {
 
 	// Browser → Go.
 	e.waitAnnounced(t, ctx, "browser/js")
-	sub := dial(moq.Config{})
+	sub := e.dialGo(t, ctx, moq.Config{})
 	jsTrack, err := sub.ConsumeBroadcast(moq.NewPath("browser/js")).SubscribeTrack(moq.Track{Name: "t0"})
 	if err != nil {
 		t.Fatal(err)
@@ -204,6 +192,10 @@ func startPage(t *testing.T, chromium string, query url.Values) *page {
 func (p *page) gate(name string) chan struct{} {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	return p.gateLocked(name)
+}
+
+func (p *page) gateLocked(name string) chan struct{} {
 	ch, ok := p.released[name]
 	if !ok {
 		ch = make(chan struct{})
@@ -214,25 +206,25 @@ func (p *page) gate(name string) chan struct{} {
 
 // release lets the page's /wait?for=name return.
 func (p *page) release(name string) {
-	ch := p.gate(name)
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	closeGate(p.gateLocked(name))
+}
+
+// releaseAll lets every waiting /wait return.
+func (p *page) releaseAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, ch := range p.released {
+		closeGate(ch)
+	}
+}
+
+func closeGate(ch chan struct{}) {
 	select {
 	case <-ch:
 	default:
 		close(ch)
-	}
-}
-
-func (p *page) releaseAll() {
-	p.mu.Lock()
-	names := make([]string, 0, len(p.released))
-	for name := range p.released {
-		names = append(names, name)
-	}
-	p.mu.Unlock()
-	for _, name := range names {
-		p.release(name)
 	}
 }
 

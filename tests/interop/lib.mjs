@@ -32,7 +32,7 @@ console.debug = toStderr;
 console.warn = toStderr;
 
 const { Connection, Path } = await import("@moq/lite");
-export { payload, verify, verifyText } from "./payload.mjs";
+export { payload, readTrack, verify, verifyText } from "./payload.mjs";
 const { default: QMuxSession } = await import("@moq/qmux");
 export { Path };
 

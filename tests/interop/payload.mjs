@@ -52,3 +52,43 @@ export function verifyText(data, track, group, frame) {
 	const want = `${track}:${group}:${frame}`;
 	return got === want ? undefined : `t=${track} g=${group} f=${frame}: got ${JSON.stringify(got)}`;
 }
+
+/**
+ * Reads track (named name) to its end, checking every frame with
+ * check(data, name, group, frame) and that each group holds frames frames
+ * and comes once. onFirst(sequence) is awaited after the first group. The
+ * result counts the groups seen and lists those missing after the first, up
+ * to groups.
+ */
+export async function readTrack(track, name, { groups, frames, check = verify, onFirst }) {
+	const seen = new Set();
+	const errors = [];
+	const fail = (err) => errors.length < 10 && errors.push(err);
+	let first;
+	try {
+		for (;;) {
+			const group = await track.recvGroup();
+			if (!group) break;
+			let f = 0;
+			for (;;) {
+				const frame = await group.readFrame();
+				if (!frame) break;
+				const err = check(frame, name, group.sequence, f);
+				if (err) fail(err);
+				f++;
+			}
+			if (f !== frames) fail(`group ${group.sequence}: ${f} frames, want ${frames}`);
+			if (seen.has(group.sequence)) fail(`group ${group.sequence} twice`);
+			seen.add(group.sequence);
+			if (first === undefined) {
+				first = group.sequence;
+				await onFirst?.(first);
+			}
+		}
+	} catch (e) {
+		errors.push(`track ended with ${e?.message ?? e}`);
+	}
+	const missing = [];
+	for (let g = (first ?? 0) + 1; g <= groups; g++) if (!seen.has(g)) missing.push(g);
+	return { groups: seen.size, first, missing: missing.slice(0, 20), missingCount: missing.length, errors };
+}

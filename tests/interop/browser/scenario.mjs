@@ -5,7 +5,7 @@
 // blocks until the test releases NAME.
 //   /browser/index.html?relay=URL&consume=PATH&publish=PATH&groups=N&frames=F
 import { Broadcast, Connection, Path } from "@moq/lite";
-import { payload, verify } from "/payload.mjs";
+import { payload, readTrack } from "/payload.mjs";
 
 const q = new URLSearchParams(location.search);
 const groups = Number(q.get("groups"));
@@ -25,32 +25,12 @@ for (const level of ["log", "info", "debug", "warn", "error"]) {
 }
 
 async function subscribe(conn) {
-	const track = conn.consume(Path.from(q.get("consume"))).subscribe("t0", 0);
-	const seen = new Set();
-	const errors = [];
-	let first;
-	for (;;) {
-		const group = await track.recvGroup();
-		if (!group) break;
-		let f = 0;
-		for (;;) {
-			const frame = await group.readFrame();
-			if (!frame) break;
-			const err = verify(frame, "t0", group.sequence, f);
-			if (err && errors.length < 10) errors.push(err);
-			f++;
-		}
-		if (f !== frames && errors.length < 10) errors.push(`group ${group.sequence}: ${f} frames, want ${frames}`);
-		if (seen.has(group.sequence) && errors.length < 10) errors.push(`group ${group.sequence} twice`);
-		seen.add(group.sequence);
-		if (first === undefined) {
-			first = group.sequence;
-			await emit({ event: "first", group: first });
-		}
-	}
-	const missing = [];
-	for (let g = (first ?? 0) + 1; g <= groups; g++) if (!seen.has(g)) missing.push(g);
-	await emit({ event: "result", groups: seen.size, first, missing: missing.slice(0, 20), missingCount: missing.length, errors });
+	const result = await readTrack(conn.consume(Path.from(q.get("consume"))).subscribe("t0", 0), "t0", {
+		groups,
+		frames,
+		onFirst: (group) => emit({ event: "first", group }),
+	});
+	await emit({ event: "result", ...result });
 }
 
 function writeGroup(track, g) {
