@@ -24,6 +24,8 @@ type broadcastState struct {
 	hops []uint64
 	// fetch answers fetches the cache cannot, while a dynamic handler is open.
 	fetch FetchHandler
+	// serve, when set, takes requested tracks instead of the requests queue.
+	serve RequestHandler
 }
 
 // endLocked records err as the reason the broadcast ended and returns the
@@ -108,6 +110,7 @@ func (s *broadcastState) releaseDynamic() {
 	if s.dynamic == 0 {
 		s.dropRequestsLocked(ErrNotFound)
 		s.fetch = nil
+		s.serve = nil
 	}
 	s.mu.Unlock()
 	s.releaseProducer()
@@ -352,6 +355,35 @@ func (d *BroadcastDynamic) RequestedTrack(ctx context.Context) (*TrackProducer, 
 	}
 }
 
+// RequestHandler serves a track that a consumer requested but the broadcast
+// did not have. It owns track: it should serve it, Abort it (for example
+// with ErrNotFound) or Close it. It runs on the requesting goroutine, with no
+// lock held, so it must not block: start the work and return.
+type RequestHandler func(track *TrackProducer)
+
+// HandleRequests makes h receive requested tracks as they are requested,
+// instead of queueing them for RequestedTrack; requests already queued go to
+// h at once. nil goes back to queueing. The handler is dropped when the last
+// BroadcastDynamic closes.
+func (d *BroadcastDynamic) HandleRequests(h RequestHandler) {
+	s := d.state
+	s.mu.Lock()
+	if d.h.isClosed() {
+		s.mu.Unlock()
+		return
+	}
+	s.serve = h
+	var pending []*trackState
+	if h != nil {
+		pending = s.requests
+		s.requests = nil
+	}
+	s.mu.Unlock()
+	for _, t := range pending {
+		h(wrapTrackProducer(t))
+	}
+}
+
 // FetchHandler answers a fetch of one group that the broadcast's cache does
 // not hold, for instance by asking the upstream publisher for it.
 type FetchHandler func(ctx context.Context, track string, sequence uint64, priority uint8) (*GroupConsumer, error)
@@ -393,23 +425,33 @@ type BroadcastConsumer struct {
 func (c *BroadcastConsumer) SubscribeTrack(info Track) (*TrackConsumer, error) {
 	s := c.state
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.err != nil {
+		s.mu.Unlock()
 		return nil, s.err
 	}
 	if t := s.liveTrackLocked(info.Name); t != nil {
+		s.mu.Unlock()
 		return t.newConsumer(), nil
 	}
 	if s.dynamic == 0 {
+		s.mu.Unlock()
 		return nil, ErrNotFound
 	}
 	t := newTrackState(info)
 	t.producers = 1
 	t.onUnused = s.forget
 	s.tracks[info.Name] = t
-	s.requests = append(s.requests, t)
-	s.changed.notify()
-	return t.newConsumer(), nil
+	consumer := t.newConsumer()
+	serve := s.serve
+	if serve == nil {
+		s.requests = append(s.requests, t)
+		s.changed.notify()
+	}
+	s.mu.Unlock()
+	if serve != nil {
+		serve(wrapTrackProducer(t))
+	}
+	return consumer, nil
 }
 
 // Closed waits for the broadcast to end and returns why: the abort error,

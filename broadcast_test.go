@@ -3,6 +3,8 @@ package moq
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -422,57 +424,334 @@ func TestBroadcastGarbageCollectedProducer(t *testing.T) {
 }
 
 func TestBroadcastConcurrentSubscribers(t *testing.T) {
+	// serve is the handler's work for one request: one finished group.
+	serve := func(p *TrackProducer) {
+		_ = p.WriteFrame([]byte(p.Info().Name))
+		_ = p.Finish()
+		p.Close()
+	}
+	tests := []struct {
+		name string
+		// start begins serving the requests of d until ctx ends; stop
+		// waits for the work it started.
+		start func(ctx context.Context, d *BroadcastDynamic) (stop func())
+	}{
+		{"RequestedTrack", func(ctx context.Context, d *BroadcastDynamic) func() {
+			var wg sync.WaitGroup
+			wg.Go(func() {
+				for {
+					p, err := d.RequestedTrack(ctx)
+					if err != nil {
+						return
+					}
+					serve(p)
+				}
+			})
+			return wg.Wait
+		}},
+		{"HandleRequests", func(_ context.Context, d *BroadcastDynamic) func() {
+			var wg sync.WaitGroup
+			d.HandleRequests(func(p *TrackProducer) { wg.Go(func() { serve(p) }) })
+			return wg.Wait
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newTestBroadcast(t)
+			d := newTestDynamic(t, b)
+			const (
+				names       = 4
+				subscribers = 32
+			)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			stop := tt.start(ctx, d)
+
+			var wg sync.WaitGroup
+			c := b.Consume()
+			for i := range subscribers {
+				name := string(rune('a' + i%names))
+				wg.Go(func() {
+					tc, err := c.SubscribeTrack(Track{Name: name})
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					defer tc.Close()
+					for {
+						g, err := tc.NextGroup(ctx)
+						if err == io.EOF {
+							return
+						}
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						data, err := g.ReadFrame(ctx)
+						if err != nil || string(data) != name {
+							t.Errorf("track %s: read %q, %v", name, data, err)
+						}
+					}
+				})
+			}
+			wg.Wait()
+			cancel()
+			stop()
+		})
+	}
+}
+
+// handled records the tracks a RequestHandler received, closing them at the
+// end of the test. It runs on the requesting goroutine, so the tests that
+// subscribe from one goroutine need no lock; the mutex serves the others.
+type handled struct {
+	t      *testing.T
+	mu     sync.Mutex
+	tracks []*TrackProducer
+}
+
+func (h *handled) handle(p *TrackProducer) {
+	h.mu.Lock()
+	h.tracks = append(h.tracks, p)
+	h.mu.Unlock()
+	h.t.Cleanup(p.Close)
+}
+
+func (h *handled) names() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for _, p := range h.tracks {
+		out = append(out, p.Info().Name)
+	}
+	return out
+}
+
+func (h *handled) last() *TrackProducer {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.tracks) == 0 {
+		h.t.Fatal("no track was handled")
+	}
+	return h.tracks[len(h.tracks)-1]
+}
+
+func TestBroadcastHandleRequests(t *testing.T) {
 	b := newTestBroadcast(t)
 	d := newTestDynamic(t, b)
-	const (
-		names       = 4
-		subscribers = 32
-	)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-
-	// The handler serves every request with one finished group.
-	var handler sync.WaitGroup
-	handler.Go(func() {
-		for {
-			p, err := d.RequestedTrack(ctx)
-			if err != nil {
-				return
-			}
-			_ = p.WriteFrame([]byte(p.Info().Name))
-			_ = p.Finish()
-			p.Close()
-		}
-	})
-
-	var wg sync.WaitGroup
+	h := &handled{t: t}
+	d.HandleRequests(h.handle)
 	c := b.Consume()
-	for i := range subscribers {
-		name := string(rune('a' + i%names))
-		wg.Go(func() {
-			tc, err := c.SubscribeTrack(Track{Name: name})
-			if err != nil {
-				t.Error(err)
+
+	// The handler runs before SubscribeTrack returns.
+	sub := subscribe(t, c, "video")
+	if got := fmt.Sprint(h.names()); got != "[video]" {
+		t.Fatalf("handled %s, want [video]", got)
+	}
+	p := h.last()
+	if !consume(t, p).SameTrack(sub) {
+		t.Fatal("the handler got another track than the subscriber")
+	}
+	// Nothing was queued for RequestedTrack.
+	if n := pendingRequests(b); n != 0 {
+		t.Fatalf("pending = %d", n)
+	}
+	noRequest(t, d)
+
+	// What the handler writes reaches the subscriber.
+	noErr(t, "WriteFrame", p.WriteFrame([]byte("x")))
+	nextGroupNow(t, sub)
+
+	// A second subscription shares the track: no second request.
+	if !subscribe(t, c, "video").SameTrack(sub) {
+		t.Fatal("second subscription made a new track")
+	}
+	if n := len(h.names()); n != 1 {
+		t.Fatalf("handled %d requests, want 1", n)
+	}
+}
+
+func TestBroadcastHandleRequestsQueued(t *testing.T) {
+	b := newTestBroadcast(t)
+	d := newTestDynamic(t, b)
+	c := b.Consume()
+	subA := subscribe(t, c, "a")
+	subB := subscribe(t, c, "b")
+	if n := pendingRequests(b); n != 2 {
+		t.Fatalf("pending = %d, want 2", n)
+	}
+
+	// The queued requests go to the handler at once, oldest first.
+	h := &handled{t: t}
+	d.HandleRequests(h.handle)
+	if got := fmt.Sprint(h.names()); got != "[a b]" {
+		t.Fatalf("handled %s, want [a b]", got)
+	}
+	if n := pendingRequests(b); n != 0 {
+		t.Fatalf("pending = %d after the handover", n)
+	}
+	noRequest(t, d)
+	for i, sub := range []*TrackConsumer{subA, subB} {
+		if !consume(t, h.tracks[i]).SameTrack(sub) { // h.tracks: no handler runs now
+			t.Fatalf("handled track %d is not the one subscribed", i)
+		}
+	}
+
+	// Later requests go to the handler as they come.
+	subscribe(t, c, "c")
+	if got := fmt.Sprint(h.names()); got != "[a b c]" {
+		t.Fatalf("handled %s, want [a b c]", got)
+	}
+}
+
+func TestBroadcastHandleRequestsUnused(t *testing.T) {
+	b := newTestBroadcast(t)
+	d := newTestDynamic(t, b)
+	h := &handled{t: t}
+	d.HandleRequests(h.handle)
+
+	sub, err := b.Consume().SubscribeTrack(Track{Name: "t"})
+	noErr(t, "SubscribeTrack", err)
+	first := h.last()
+	if err := first.Unused(doneCtx); !wouldBlock(err) {
+		t.Fatalf("handled track should be used, Unused = %v", err)
+	}
+	sub.Close()
+	noErr(t, "Unused", first.Unused(doneCtx))
+
+	// The broadcast forgot the track: the next subscription is a new
+	// request for the handler.
+	subscribe(t, b.Consume(), "t")
+	if n := len(h.names()); n != 2 {
+		t.Fatalf("handled %d requests, want 2", n)
+	}
+	if h.last().SameTrack(first) {
+		t.Fatal("got the forgotten track again")
+	}
+}
+
+func TestBroadcastHandleRequestsDropped(t *testing.T) {
+	tests := []struct {
+		name string
+		// change runs after the handler is installed on d; other is a
+		// second dynamic handle, open unless change closes it.
+		change func(d, other *BroadcastDynamic)
+		// want: "handler" (the handler gets the request), "queue"
+		// (RequestedTrack does) or "not found".
+		want string
+	}{
+		{"installed", func(_, _ *BroadcastDynamic) {}, "handler"},
+		{"other dynamic closed", func(_, other *BroadcastDynamic) { other.Close() }, "handler"},
+		{"installer closed, other open", func(d, _ *BroadcastDynamic) { d.Close() }, "handler"},
+		{"last dynamic closed", func(d, other *BroadcastDynamic) { other.Close(); d.Close() }, "not found"},
+		{"removed with nil", func(d, _ *BroadcastDynamic) { d.HandleRequests(nil) }, "queue"},
+		{"replaced on a closed handle", func(d, other *BroadcastDynamic) {
+			other.Close()
+			other.HandleRequests(nil) // ignored: other is closed
+		}, "handler"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newTestBroadcast(t) // keeps the broadcast alive throughout
+			d := newTestDynamic(t, b)
+			other := newTestDynamic(t, b)
+			h := &handled{t: t}
+			d.HandleRequests(h.handle)
+			tt.change(d, other)
+
+			sub, err := b.Consume().SubscribeTrack(Track{Name: "t"})
+			if tt.want == "not found" {
+				if sub != nil || !errors.Is(err, ErrNotFound) {
+					t.Fatalf("SubscribeTrack = %v, %v; want ErrNotFound", sub, err)
+				}
+				if n := len(h.names()); n != 0 {
+					t.Fatalf("a dropped handler got %d requests", n)
+				}
+				// A new dynamic queues again: the handler is gone for good.
+				d2 := newTestDynamic(t, b)
+				subscribe(t, b.Consume(), "u")
+				if n := len(h.names()); n != 0 {
+					t.Fatalf("a dropped handler got %d requests", n)
+				}
+				if got := requestNow(t, d2).Info().Name; got != "u" {
+					t.Fatalf("requested %q", got)
+				}
 				return
 			}
-			defer tc.Close()
-			for {
-				g, err := tc.NextGroup(ctx)
-				if err != nil {
-					t.Error(err)
-					return
+			noErr(t, "SubscribeTrack", err)
+			t.Cleanup(sub.Close)
+			switch tt.want {
+			case "handler":
+				if n := len(h.names()); n != 1 {
+					t.Fatalf("handled %d requests, want 1", n)
 				}
-				if g == nil {
-					return
+				if n := pendingRequests(b); n != 0 {
+					t.Fatalf("pending = %d", n)
 				}
-				data, err := g.ReadFrame(ctx)
-				if err != nil || string(data) != name {
-					t.Errorf("track %s: read %q, %v", name, data, err)
+			case "queue":
+				if n := len(h.names()); n != 0 {
+					t.Fatalf("a removed handler got %d requests", n)
+				}
+				if !consume(t, requestNow(t, d)).SameTrack(sub) {
+					t.Fatal("queued request is another track")
 				}
 			}
 		})
 	}
-	wg.Wait()
-	cancel()
-	handler.Wait()
+}
+
+func TestBroadcastHandleRequestsAbortedBroadcast(t *testing.T) {
+	b := newTestBroadcast(t)
+	d := newTestDynamic(t, b)
+	h := &handled{t: t}
+	d.HandleRequests(h.handle)
+	sub := subscribe(t, b.Consume(), "t")
+	noErr(t, "Abort", b.Abort(ErrUnauthorized))
+	// The handled track ends with the broadcast, and nothing new is asked.
+	trackFailed(t, sub, ErrUnauthorized)
+	if !h.last().IsClosed() {
+		t.Fatal("handled track still open after the broadcast ended")
+	}
+	_, err := b.Consume().SubscribeTrack(Track{Name: "u"})
+	isErr(t, "SubscribeTrack", err, ErrUnauthorized)
+	if n := len(h.names()); n != 1 {
+		t.Fatalf("handled %d requests, want 1", n)
+	}
+}
+
+// The handler runs with no lock held: it may use the broadcast, here to
+// serve a request from another track of the same broadcast.
+func TestBroadcastHandleRequestsReentrant(t *testing.T) {
+	b := newTestBroadcast(t)
+	source, err := b.CreateTrack(Track{Name: "source"})
+	noErr(t, "CreateTrack", err)
+	t.Cleanup(source.Close)
+	noErr(t, "WriteFrame", source.WriteFrame([]byte("from source")))
+
+	d := newTestDynamic(t, b)
+	var handlerErr error
+	d.HandleRequests(func(p *TrackProducer) {
+		defer p.Close()
+		src, err := b.Consume().SubscribeTrack(Track{Name: "source"})
+		if err != nil {
+			handlerErr = err
+			_ = p.Abort(err)
+			return
+		}
+		defer src.Close()
+		g, err := src.NextGroup(doneCtx)
+		if err == nil {
+			var data []byte
+			if data, err = g.ReadFrame(doneCtx); err == nil {
+				err = p.WriteFrame(data)
+			}
+		}
+		handlerErr = err
+	})
+	alias := subscribe(t, b.Consume(), "alias")
+	noErr(t, "handler", handlerErr)
+	data, err := nextGroupNow(t, alias).ReadFrame(doneCtx)
+	if err != nil || string(data) != "from source" {
+		t.Fatalf("alias: %q, %v", data, err)
+	}
 }

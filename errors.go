@@ -1,103 +1,66 @@
 package moq
 
 import (
-	"context"
 	"errors"
 	"strconv"
 )
 
-// Error is a moq-lite error together with the code it carries on the wire
-// (stream resets and session closes).
-//
-// Two *Error values match with errors.Is when their codes are equal, so an
-// error decoded from the wire with ErrorFromCode matches the local sentinel.
-type Error struct {
-	Code    uint32
-	Message string
-}
-
-// Error implements the error interface.
-func (e *Error) Error() string { return "moq: " + e.Message }
-
-// Is reports whether target is an *Error with the same wire code.
-func (e *Error) Is(target error) bool {
-	t, ok := target.(*Error)
-	return ok && t.Code == e.Code
-}
-
-// The moq-lite errors, with their wire codes.
+// The errors of the model and of the sessions that carry it. They are plain
+// sentinels, compared with errors.Is: each protocol engine maps them to and
+// from its own wire codes, so an error the peer sent matches the sentinel of
+// the same meaning.
 var (
-	ErrCancel            = &Error{0, "cancelled"}
-	ErrRequiredExtension = &Error{1, "required extension missing"}
-	ErrOld               = &Error{2, "old"}
-	ErrTimeout           = &Error{3, "timeout"}
-	ErrTransport         = &Error{4, "transport"}
-	ErrDecode            = &Error{5, "decode"}
-	ErrUnauthorized      = &Error{6, "unauthorized"}
-	ErrVersion           = &Error{9, "unsupported version"}
-	ErrUnexpectedStream  = &Error{10, "unexpected stream"}
-	ErrBoundsExceeded    = &Error{11, "bounds exceeded"}
-	ErrDuplicate         = &Error{12, "duplicate"}
-	ErrNotFound          = &Error{13, "not found"}
-	ErrWrongSize         = &Error{14, "wrong frame size"}
-	ErrProtocolViolation = &Error{15, "protocol violation"}
-	ErrUnexpectedMessage = &Error{16, "unexpected message"}
-	ErrUnsupported       = &Error{17, "unsupported"}
-	ErrDropped           = &Error{24, "dropped"}
-	ErrClosed            = &Error{25, "closed"}
-	ErrCacheFull         = &Error{26, "cache full"}
+	// ErrCancel: the operation was cancelled, for example a subscription
+	// its subscriber no longer wants. It is the default abort reason.
+	ErrCancel = errors.New("moq: cancelled")
+	// ErrDropped: every producer of a frame, group, track or broadcast went
+	// away before finishing it.
+	ErrDropped = errors.New("moq: dropped")
+	// ErrClosed: the handle, track, session or queue is closed.
+	ErrClosed = errors.New("moq: closed")
+	// ErrNotFound: no such broadcast, track or group.
+	ErrNotFound = errors.New("moq: not found")
+	// ErrDuplicate: the name or sequence is taken.
+	ErrDuplicate = errors.New("moq: duplicate")
+	// ErrUnauthorized: the path is outside what the scope allows.
+	ErrUnauthorized = errors.New("moq: unauthorized")
+	// ErrWrongSize: a frame's payload did not match its announced size.
+	ErrWrongSize = errors.New("moq: wrong frame size")
+	// ErrBoundsExceeded: a sequence, size or count beyond its limit.
+	ErrBoundsExceeded = errors.New("moq: bounds exceeded")
+	// ErrCacheFull: a frame was evicted from its group's cache before it
+	// was read.
+	ErrCacheFull = errors.New("moq: cache full")
+	// ErrOld: a group fell further behind the newest than the
+	// subscription's max latency allows.
+	ErrOld = errors.New("moq: old")
+
+	// ErrTimeout: the peer did not answer in time.
+	ErrTimeout = errors.New("moq: timeout")
+	// ErrTransport: the connection failed underneath the session.
+	ErrTransport = errors.New("moq: transport")
+	// ErrDecode: the peer sent bytes that do not parse.
+	ErrDecode = errors.New("moq: decode")
+	// ErrProtocolViolation: the peer broke a rule of the protocol.
+	ErrProtocolViolation = errors.New("moq: protocol violation")
+	// ErrUnexpectedStream: the peer opened a stream of an unknown or
+	// forbidden type.
+	ErrUnexpectedStream = errors.New("moq: unexpected stream")
+	// ErrUnexpectedMessage: the peer sent a message out of place.
+	ErrUnexpectedMessage = errors.New("moq: unexpected message")
+	// ErrVersion: no common protocol version, or a version this package
+	// does not speak.
+	ErrVersion = errors.New("moq: unsupported version")
+	// ErrUnsupported: the negotiated version cannot express the request.
+	ErrUnsupported = errors.New("moq: unsupported")
+	// ErrRequiredExtension: the peer lacks an extension this side needs.
+	ErrRequiredExtension = errors.New("moq: required extension missing")
 )
 
-// appCodeBase is the first wire code reserved for application errors.
-const appCodeBase = 64
+// AppError is an error code defined by the application, for example to abort
+// a track with a reason its subscribers understand. Engines carry it in their
+// protocol's application code range; errors.Is matches equal codes.
+type AppError uint16
 
-var knownErrors = func() map[uint32]*Error {
-	m := make(map[uint32]*Error)
-	for _, e := range []*Error{
-		ErrCancel, ErrRequiredExtension, ErrOld, ErrTimeout, ErrTransport, ErrDecode,
-		ErrUnauthorized, ErrVersion, ErrUnexpectedStream, ErrBoundsExceeded, ErrDuplicate,
-		ErrNotFound, ErrWrongSize, ErrProtocolViolation, ErrUnexpectedMessage, ErrUnsupported,
-		ErrDropped, ErrClosed, ErrCacheFull,
-	} {
-		m[e.Code] = e
-	}
-	return m
-}()
-
-// AppError returns an application-defined error; it travels on the wire as
-// code+64.
-func AppError(code uint16) error {
-	return &Error{Code: uint32(code) + appCodeBase, Message: "app code=" + strconv.Itoa(int(code))}
-}
-
-// ErrorCode returns the wire code for err: the Code of an *Error found with
-// errors.As, 0 (cancel) for nil and context.Canceled, ErrTimeout's code for
-// context.DeadlineExceeded, and ErrTransport's code for any other error.
-func ErrorCode(err error) uint32 {
-	var e *Error
-	switch {
-	case err == nil:
-		return ErrCancel.Code
-	case errors.As(err, &e):
-		return e.Code
-	case errors.Is(err, context.Canceled):
-		return ErrCancel.Code
-	case errors.Is(err, context.DeadlineExceeded):
-		return ErrTimeout.Code
-	default:
-		return ErrTransport.Code
-	}
-}
-
-// ErrorFromCode maps a wire code back to an error: the sentinel for a known
-// code (so errors.Is works across the wire), an AppError for application
-// codes, and a new *Error carrying the code otherwise.
-func ErrorFromCode(code uint32) error {
-	if e, ok := knownErrors[code]; ok {
-		return e
-	}
-	if code >= appCodeBase && code-appCodeBase <= 0xffff {
-		return AppError(uint16(code - appCodeBase))
-	}
-	return &Error{Code: code, Message: "code=" + strconv.FormatUint(uint64(code), 10)}
-}
+// Error implements the error interface.
+func (e AppError) Error() string { return "moq: application error " + strconv.Itoa(int(e)) }

@@ -3,7 +3,6 @@ package moq_test
 import (
 	"context"
 	"fmt"
-	"io"
 
 	"github.com/moqgo/moq"
 )
@@ -34,19 +33,14 @@ func Example() {
 	_ = track.WriteFrame([]byte("bye"))
 	_ = track.Finish()
 
-	for {
-		g, err := sub.NextGroup(ctx)
+	// Groups and Frames end at the clean end of the track and of each
+	// group (io.EOF from NextGroup and ReadFrame); any other error is
+	// yielded once.
+	for g, err := range sub.Groups(ctx) {
 		if err != nil {
 			panic(err)
 		}
-		if g == nil {
-			break // the track finished
-		}
-		for {
-			frame, err := g.ReadFrame(ctx)
-			if err == io.EOF {
-				break
-			}
+		for frame, err := range g.Frames(ctx) {
 			if err != nil {
 				panic(err)
 			}
@@ -57,4 +51,52 @@ func Example() {
 	// group 0: hello
 	// group 0: world
 	// group 1: bye
+}
+
+// An origin maps paths to broadcasts. An OriginConsumer is a plain view of
+// it; Announcements opens a queue of what the view sees, which must be
+// closed.
+func ExampleOriginConsumer_Announcements() {
+	origin := moq.NewOrigin()
+	rooms, err := origin.WithRoot("rooms")
+	if err != nil {
+		panic(err)
+	}
+
+	lobby, err := rooms.CreateBroadcast("lobby")
+	if err != nil {
+		panic(err)
+	}
+	defer lobby.Close()
+
+	// Publishing outside a restricted scope is refused.
+	onlyLobby, err := rooms.PublishOnly("lobby")
+	if err != nil {
+		panic(err)
+	}
+	_, err = onlyLobby.CreateBroadcast("stage")
+	fmt.Println("stage refused:", err != nil)
+
+	announced := rooms.Consume().Announcements()
+	defer announced.Close()
+
+	stage, err := rooms.CreateBroadcast("stage")
+	if err != nil {
+		panic(err)
+	}
+	stage.Close() // ending a broadcast unannounces it
+
+	// TryNext reads what is queued without waiting.
+	for {
+		a, ok := announced.TryNext()
+		if !ok {
+			break
+		}
+		fmt.Printf("%s active=%v\n", a.Path, a.Broadcast != nil)
+	}
+	// Output:
+	// stage refused: true
+	// lobby active=true
+	// stage active=true
+	// stage active=false
 }

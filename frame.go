@@ -3,76 +3,28 @@ package moq
 import (
 	"context"
 	"io"
-	"runtime"
 	"sync"
-	"sync/atomic"
 )
 
-// notifier wakes every goroutine waiting for a state change. It is guarded
-// by the mutex of the state it belongs to; the channel is only allocated once
-// somebody waits, and closing it wakes all waiters at once.
-type notifier struct {
-	ch chan struct{}
+// FrameInfo describes a frame: its payload size and, optionally, its media
+// timestamp.
+type FrameInfo struct {
+	// Size is the payload size in bytes.
+	Size uint64
+	// Timestamp is the frame's presentation time in units of its track's
+	// Timescale; it is meaningful only when HasTimestamp is set. Protocols
+	// that carry timestamps (moq-lite-05 on every frame, IETF objects with a
+	// timestamp property) set it on received frames; older moq-lite versions
+	// carry none.
+	Timestamp    uint64
+	HasTimestamp bool
 }
-
-// wait returns a channel that is closed on the next notify.
-func (n *notifier) wait() <-chan struct{} {
-	if n.ch == nil {
-		n.ch = make(chan struct{})
-	}
-	return n.ch
-}
-
-// notify wakes all current waiters.
-func (n *notifier) notify() {
-	if n.ch != nil {
-		close(n.ch)
-		n.ch = nil
-	}
-}
-
-// block waits for ch or for ctx to end.
-func block(ctx context.Context, ch <-chan struct{}) error {
-	select {
-	case <-ch:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// handle is the per-handle part of a reference-counted producer or consumer:
-// the handle is released once, by Close or, as a safety net, by a runtime
-// cleanup when it becomes unreachable.
-type handle struct {
-	closed  atomic.Bool
-	cleanup runtime.Cleanup
-}
-
-// attach registers release(arg) to run if owner becomes unreachable while
-// the handle is still open. arg must not reference owner.
-func attach[T, S any](h *handle, owner *T, release func(S), arg S) {
-	h.cleanup = runtime.AddCleanup(owner, release, arg)
-}
-
-// close reports whether this call released the handle; only the first call
-// does, and it cancels the cleanup.
-func (h *handle) close() bool {
-	if !h.closed.CompareAndSwap(false, true) {
-		return false
-	}
-	h.cleanup.Stop()
-	return true
-}
-
-// isClosed reports whether the handle was released.
-func (h *handle) isClosed() bool { return h.closed.Load() }
 
 // frameState is the state shared by a frame's producer and consumers.
 type frameState struct {
 	mu        sync.Mutex
 	changed   notifier
-	size      uint64
+	info      FrameInfo
 	written   uint64
 	chunks    [][]byte
 	first     [1][]byte // backing for chunks when there is a single chunk
@@ -82,8 +34,9 @@ type frameState struct {
 }
 
 // newCompleteFrame returns a frame holding payload, already complete.
-func newCompleteFrame(payload []byte) *frameState {
-	s := &frameState{size: uint64(len(payload)), written: uint64(len(payload))}
+func newCompleteFrame(payload []byte, info FrameInfo) *frameState {
+	info.Size = uint64(len(payload))
+	s := &frameState{info: info, written: info.Size}
 	s.appendChunk(payload)
 	return s
 }
@@ -99,7 +52,7 @@ func (s *frameState) appendChunk(chunk []byte) {
 }
 
 // complete reports whether every byte has been written. Called with mu held.
-func (s *frameState) complete() bool { return s.written == s.size }
+func (s *frameState) complete() bool { return s.written == s.info.Size }
 
 // abort fails an incomplete frame with err; a complete frame is unaffected.
 func (s *frameState) abort(err error) {
@@ -141,7 +94,10 @@ func newFrameProducer(s *frameState) *FrameProducer {
 }
 
 // Size returns the frame's size in bytes.
-func (f *FrameProducer) Size() uint64 { return f.state.size }
+func (f *FrameProducer) Size() uint64 { return f.state.info.Size }
+
+// Info returns the frame's size and timestamp.
+func (f *FrameProducer) Info() FrameInfo { return f.state.info }
 
 // Write appends chunk to the frame. The chunk is retained and shared with
 // every consumer, not copied: the caller must not modify it afterwards.
@@ -156,7 +112,7 @@ func (f *FrameProducer) Write(chunk []byte) error {
 	if s.err != nil {
 		return s.err
 	}
-	if uint64(len(chunk)) > s.size-s.written {
+	if uint64(len(chunk)) > s.info.Size-s.written {
 		return ErrWrongSize
 	}
 	if len(chunk) == 0 {
@@ -218,7 +174,10 @@ type FrameConsumer struct {
 }
 
 // Size returns the frame's size in bytes.
-func (f *FrameConsumer) Size() uint64 { return f.state.size }
+func (f *FrameConsumer) Size() uint64 { return f.state.info.Size }
+
+// Info returns the frame's size and timestamp.
+func (f *FrameConsumer) Info() FrameInfo { return f.state.info }
 
 // ReadChunk returns the next chunk as written by the producer (shared, not
 // copied: do not modify it), or io.EOF after the last one.

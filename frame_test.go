@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -18,7 +19,7 @@ func newTestFrame(t *testing.T, size uint64) *FrameProducer {
 	g, err := track.AppendGroup()
 	noErr(t, "AppendGroup", err)
 	t.Cleanup(g.Close)
-	f, err := g.CreateFrame(size)
+	f, err := g.CreateFrame(FrameInfo{Size: size})
 	noErr(t, "CreateFrame", err)
 	t.Cleanup(f.Close)
 	return f
@@ -286,5 +287,101 @@ func TestFrameConcurrentChunkReaders(t *testing.T) {
 		if !bytes.Equal(got[i], want) {
 			t.Fatalf("reader %d got %v", i, got[i])
 		}
+	}
+}
+
+func TestFrameTimestamps(t *testing.T) {
+	tests := []struct {
+		name    string
+		write   func(t *testing.T, g *GroupProducer)
+		payload string
+		want    FrameInfo
+	}{
+		{"WriteFrame has none", func(t *testing.T, g *GroupProducer) {
+			noErr(t, "WriteFrame", g.WriteFrame([]byte("abc")))
+		}, "abc", FrameInfo{Size: 3}},
+		{"WriteFrameAt", func(t *testing.T, g *GroupProducer) {
+			noErr(t, "WriteFrameAt", g.WriteFrameAt([]byte("abcd"), 90000))
+		}, "abcd", FrameInfo{Size: 4, Timestamp: 90000, HasTimestamp: true}},
+		{"WriteFrameAt zero is a timestamp", func(t *testing.T, g *GroupProducer) {
+			noErr(t, "WriteFrameAt", g.WriteFrameAt([]byte("a"), 0))
+		}, "a", FrameInfo{Size: 1, HasTimestamp: true}},
+		{"WriteFrameAt largest", func(t *testing.T, g *GroupProducer) {
+			noErr(t, "WriteFrameAt", g.WriteFrameAt(nil, math.MaxUint64))
+		}, "", FrameInfo{Timestamp: math.MaxUint64, HasTimestamp: true}},
+		{"CreateFrame with a timestamp", func(t *testing.T, g *GroupProducer) {
+			info := FrameInfo{Size: 5, Timestamp: 33, HasTimestamp: true}
+			f, err := g.CreateFrame(info)
+			noErr(t, "CreateFrame", err)
+			defer f.Close()
+			if f.Info() != info || f.Size() != 5 {
+				t.Fatalf("FrameProducer.Info = %+v, Size %d; want %+v", f.Info(), f.Size(), info)
+			}
+			noErr(t, "Write", f.Write([]byte("he")))
+			noErr(t, "Write", f.Write([]byte("llo")))
+			noErr(t, "Finish", f.Finish())
+		}, "hello", FrameInfo{Size: 5, Timestamp: 33, HasTimestamp: true}},
+		{"CreateFrame without", func(t *testing.T, g *GroupProducer) {
+			f, err := g.CreateFrame(FrameInfo{Size: 2})
+			noErr(t, "CreateFrame", err)
+			defer f.Close()
+			noErr(t, "Write", f.Write([]byte("hi")))
+		}, "hi", FrameInfo{Size: 2}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := newTestGroup(t)
+			tt.write(t, g)
+			noErr(t, "WriteFrame", g.WriteFrameAt([]byte("next"), 1)) // does not leak into the frame before
+			noErr(t, "Finish", g.Finish())
+
+			f := nextFrameNow(t, g.Consume())
+			if f.Info() != tt.want || f.Size() != tt.want.Size {
+				t.Fatalf("NextFrame().Info() = %+v, Size %d; want %+v", f.Info(), f.Size(), tt.want)
+			}
+			data, err := f.ReadAll(doneCtx)
+			noErr(t, "ReadAll", err)
+			if string(data) != tt.payload {
+				t.Fatalf("ReadAll = %q, want %q", data, tt.payload)
+			}
+			byIndex, err := g.Consume().GetFrame(doneCtx, 0)
+			noErr(t, "GetFrame", err)
+			if byIndex.Info() != tt.want {
+				t.Fatalf("GetFrame(0).Info() = %+v, want %+v", byIndex.Info(), tt.want)
+			}
+			next, err := g.Consume().GetFrame(doneCtx, 1)
+			noErr(t, "GetFrame", err)
+			if want := (FrameInfo{Size: 4, Timestamp: 1, HasTimestamp: true}); next.Info() != want {
+				t.Fatalf("GetFrame(1).Info() = %+v, want %+v", next.Info(), want)
+			}
+		})
+	}
+}
+
+// The timestamp reaches a track's subscribers along with the payload.
+func TestFrameTimestampThroughTrack(t *testing.T) {
+	p := NewTrack(Track{Name: "video", Timescale: 90000})
+	t.Cleanup(p.Close)
+	c := consume(t, p)
+	g, err := p.AppendGroup()
+	noErr(t, "AppendGroup", err)
+	t.Cleanup(g.Close)
+	for i, ts := range []uint64{0, 3000, 6000} {
+		noErr(t, "WriteFrameAt", g.WriteFrameAt([]byte{byte(i)}, ts))
+	}
+	noErr(t, "Finish", g.Finish())
+	noErr(t, "WriteFrame", p.WriteFrame([]byte("untimed")))
+
+	gc := nextGroupNow(t, c)
+	for i, ts := range []uint64{0, 3000, 6000} {
+		if info := nextFrameNow(t, gc).Info(); info != (FrameInfo{Size: 1, Timestamp: ts, HasTimestamp: true}) {
+			t.Fatalf("frame %d: Info = %+v, want timestamp %d", i, info, ts)
+		}
+	}
+	if info := nextFrameNow(t, nextGroupNow(t, c)).Info(); info.HasTimestamp || info.Size != 7 {
+		t.Fatalf("TrackProducer.WriteFrame frame: Info = %+v", info)
+	}
+	if c.Info().Timescale != 90000 {
+		t.Fatalf("Timescale = %d", c.Info().Timescale)
 	}
 }

@@ -3,6 +3,7 @@ package moq
 import (
 	"context"
 	"io"
+	"iter"
 	"sync"
 	"time"
 )
@@ -40,9 +41,9 @@ func (s *groupState) appendFrame(f *frameState) error {
 		return ErrClosed
 	}
 	s.frames = append(s.frames, f)
-	s.bytes += f.size
+	s.bytes += f.info.Size
 	for len(s.frames) > 0 && (s.bytes > MaxGroupBytes || len(s.frames) > MaxGroupFrames) {
-		s.bytes -= s.frames[0].size
+		s.bytes -= s.frames[0].info.Size
 		s.frames[0] = nil
 		s.frames = s.frames[1:]
 		s.offset++
@@ -90,8 +91,8 @@ func (s *groupState) releaseProducer() {
 	}
 }
 
-// frameAt waits for the frame with the given index: nil at the end of a
-// finished group, ErrCacheFull once it was evicted.
+// frameAt waits for the frame with the given index: io.EOF past the end of
+// a finished group, ErrCacheFull once it was evicted.
 func (s *groupState) frameAt(ctx context.Context, index int) (*frameState, error) {
 	for {
 		s.mu.Lock()
@@ -105,7 +106,7 @@ func (s *groupState) frameAt(ctx context.Context, index int) (*frameState, error
 			return f, nil
 		case s.fin:
 			s.mu.Unlock()
-			return nil, nil
+			return nil, io.EOF
 		case s.err != nil:
 			err := s.err
 			s.mu.Unlock()
@@ -129,6 +130,13 @@ type GroupProducer struct {
 	h     handle
 }
 
+// NewGroup creates a group that belongs to no track, such as the answer to a
+// fetch of one past group, and returns its first producer handle. Its
+// Created time is now.
+func NewGroup(sequence uint64) *GroupProducer {
+	return wrapGroupProducer(&groupState{sequence: sequence, created: time.Now(), producers: 1})
+}
+
 // wrapGroupProducer returns a handle for a producer reference the caller
 // already counted in s.producers.
 func wrapGroupProducer(s *groupState) *GroupProducer {
@@ -144,19 +152,30 @@ func (g *GroupProducer) Sequence() uint64 { return g.state.sequence }
 // shared with every consumer, not copied: the caller must not modify it
 // afterwards.
 func (g *GroupProducer) WriteFrame(payload []byte) error {
+	return g.writeFrame(payload, FrameInfo{})
+}
+
+// WriteFrameAt is WriteFrame for a frame with a timestamp, in units of the
+// track's Timescale.
+func (g *GroupProducer) WriteFrameAt(payload []byte, timestamp uint64) error {
+	return g.writeFrame(payload, FrameInfo{Timestamp: timestamp, HasTimestamp: true})
+}
+
+func (g *GroupProducer) writeFrame(payload []byte, info FrameInfo) error {
 	if g.h.isClosed() {
 		return ErrClosed
 	}
-	return g.state.appendFrame(newCompleteFrame(payload))
+	return g.state.appendFrame(newCompleteFrame(payload, info))
 }
 
-// CreateFrame appends a frame of the given size whose payload is written in
-// chunks through the returned producer, which the caller must Close.
-func (g *GroupProducer) CreateFrame(size uint64) (*FrameProducer, error) {
+// CreateFrame appends a frame of info.Size bytes, with info's timestamp,
+// whose payload is written in chunks through the returned producer, which
+// the caller must Close.
+func (g *GroupProducer) CreateFrame(info FrameInfo) (*FrameProducer, error) {
 	if g.h.isClosed() {
 		return nil, ErrClosed
 	}
-	f := &frameState{size: size, producers: 1}
+	f := &frameState{info: info, producers: 1}
 	if err := g.state.appendFrame(f); err != nil {
 		return nil, err
 	}
@@ -227,12 +246,12 @@ func (g *GroupConsumer) Sequence() uint64 { return g.state.sequence }
 // Created returns when the track cached the group.
 func (g *GroupConsumer) Created() time.Time { return g.state.created }
 
-// NextFrame returns the next frame, or nil and no error at the end of the
-// group. It fails with ErrCacheFull when that frame was already evicted, and
-// with the abort error (ErrDropped when the producer went away) otherwise.
+// NextFrame returns the next frame, or io.EOF at the end of the group. It
+// fails with ErrCacheFull when that frame was already evicted, and with the
+// abort error (ErrDropped when the producer went away) otherwise.
 func (g *GroupConsumer) NextFrame(ctx context.Context) (*FrameConsumer, error) {
 	f, err := g.state.frameAt(ctx, g.index)
-	if f == nil || err != nil {
+	if err != nil {
 		return nil, err
 	}
 	g.index++
@@ -246,9 +265,6 @@ func (g *GroupConsumer) ReadFrame(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if f == nil {
-		return nil, io.EOF
-	}
 	data, err := f.readFrom(ctx, 0)
 	if err != nil {
 		return nil, err
@@ -257,17 +273,27 @@ func (g *GroupConsumer) ReadFrame(ctx context.Context) ([]byte, error) {
 	return data, nil
 }
 
-// GetFrame returns the frame with the given index, waiting for it if needed;
-// nil and no error when the group finished with fewer frames.
+// GetFrame returns the frame with the given index, waiting for it if needed.
+// It fails with ErrNotFound when the group finished with fewer frames.
 func (g *GroupConsumer) GetFrame(ctx context.Context, index int) (*FrameConsumer, error) {
 	if index < 0 {
 		return nil, ErrBoundsExceeded
 	}
 	f, err := g.state.frameAt(ctx, index)
-	if f == nil || err != nil {
+	if err == io.EOF {
+		return nil, ErrNotFound
+	}
+	if err != nil {
 		return nil, err
 	}
 	return &FrameConsumer{state: f}, nil
+}
+
+// Frames iterates over the payloads of the remaining frames, as ReadFrame
+// returns them, until the end of the group. An error other than the end is
+// yielded once, with a nil payload, and ends the iteration.
+func (g *GroupConsumer) Frames(ctx context.Context) iter.Seq2[[]byte, error] {
+	return each(ctx, g.ReadFrame)
 }
 
 // Finished waits for the end of the group and returns its number of frames.

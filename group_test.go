@@ -2,6 +2,8 @@ package moq
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"testing"
@@ -26,18 +28,16 @@ func nextFrameNow(t *testing.T, c *GroupConsumer) *FrameConsumer {
 	t.Helper()
 	f, err := c.NextFrame(doneCtx)
 	noErr(t, "NextFrame", err)
-	if f == nil {
-		t.Fatal("NextFrame: group ended")
-	}
 	return f
 }
 
-// groupEndsNow fails unless NextFrame reports the end of the group.
+// groupEndsNow fails unless NextFrame reports the end of the group: io.EOF
+// itself, not wrapped, and no frame.
 func groupEndsNow(t *testing.T, c *GroupConsumer) {
 	t.Helper()
 	f, err := c.NextFrame(doneCtx)
-	if f != nil || err != nil {
-		t.Fatalf("NextFrame = %v, %v; want end of group", f, err)
+	if f != nil || err != io.EOF {
+		t.Fatalf("NextFrame = %v, %v; want the end of the group (io.EOF)", f, err)
 	}
 }
 
@@ -73,7 +73,7 @@ func TestGroupReadFrameAllAtOnce(t *testing.T) {
 
 func TestGroupReadFrameChunks(t *testing.T) {
 	g := newTestGroup(t)
-	f, err := g.CreateFrame(10)
+	f, err := g.CreateFrame(FrameInfo{Size: 10})
 	noErr(t, "CreateFrame", err)
 	defer f.Close()
 	noErr(t, "Write", f.Write([]byte("hello")))
@@ -111,8 +111,8 @@ func TestGroupGetFrameByIndex(t *testing.T) {
 		}
 	}
 	f, err := c.GetFrame(doneCtx, 2)
-	if f != nil || err != nil {
-		t.Fatalf("GetFrame(2) = %v, %v; want nil, nil", f, err)
+	if f != nil || !errors.Is(err, ErrNotFound) {
+		t.Fatalf("GetFrame(2) = %v, %v; want ErrNotFound", f, err)
 	}
 }
 
@@ -135,7 +135,7 @@ func TestGroupAbortPropagates(t *testing.T) {
 
 func TestGroupAbortCascadesToFrames(t *testing.T) {
 	g := newTestGroup(t)
-	f, err := g.CreateFrame(4)
+	f, err := g.CreateFrame(FrameInfo{Size: 4})
 	noErr(t, "CreateFrame", err)
 	defer f.Close()
 	noErr(t, "Write", f.Write([]byte("ab")))
@@ -267,7 +267,7 @@ func TestGroupFinished(t *testing.T) {
 		t.Fatalf("Finished = %d, want 3", n)
 	}
 	isErr(t, "WriteFrame after Finish", g.WriteFrame([]byte("x")), ErrClosed)
-	_, err = g.CreateFrame(1)
+	_, err = g.CreateFrame(FrameInfo{Size: 1})
 	isErr(t, "CreateFrame after Finish", err, ErrClosed)
 }
 
@@ -305,11 +305,11 @@ func TestGroupDropped(t *testing.T) {
 				cl.Close()
 			}
 			nextFrameNow(t, c)
-			_, err := c.NextFrame(doneCtx)
 			if tt.wantErr == nil {
-				noErr(t, "NextFrame", err)
+				groupEndsNow(t, c)
 				return
 			}
+			_, err := c.NextFrame(doneCtx)
 			isErr(t, "NextFrame", err, tt.wantErr)
 			_, err = c.ReadFrame(doneCtx)
 			isErr(t, "ReadFrame", err, tt.wantErr)
@@ -322,7 +322,7 @@ func TestGroupDropped(t *testing.T) {
 
 func TestGroupDroppedFrameProducer(t *testing.T) {
 	g := newTestGroup(t)
-	f, err := g.CreateFrame(3)
+	f, err := g.CreateFrame(FrameInfo{Size: 3})
 	noErr(t, "CreateFrame", err)
 	noErr(t, "Finish", g.Finish())
 	g.Close() // the group is finished; its frame still has its producer
@@ -384,7 +384,7 @@ func TestGroupClosedHandle(t *testing.T) {
 	g := newTestGroup(t)
 	g.Close()
 	isErr(t, "WriteFrame", g.WriteFrame([]byte("x")), ErrClosed)
-	_, err := g.CreateFrame(1)
+	_, err := g.CreateFrame(FrameInfo{Size: 1})
 	isErr(t, "CreateFrame", err, ErrClosed)
 	isErr(t, "Finish", g.Finish(), ErrClosed)
 	isErr(t, "Abort", g.Abort(nil), ErrClosed)
@@ -460,4 +460,198 @@ func TestGroupCreated(t *testing.T) {
 			t.Fatalf("Created = %v, want %v", got, start.Add(time.Minute))
 		}
 	})
+}
+
+// collectFrames ranges over c.Frames(ctx) to the end, without breaking, and
+// returns the payloads and the errors it yielded.
+func collectFrames(t *testing.T, ctx context.Context, c *GroupConsumer) (frames []string, errs []error) {
+	t.Helper()
+	for data, err := range c.Frames(ctx) {
+		if err != nil {
+			if data != nil {
+				t.Errorf("Frames yielded %q with error %v", data, err)
+			}
+			errs = append(errs, err)
+			if len(errs) > 1 {
+				break // it should have stopped by itself: fail, not spin
+			}
+			continue // the iterator must stop by itself
+		}
+		frames = append(frames, string(data))
+	}
+	return frames, errs
+}
+
+func TestGroupFramesIterator(t *testing.T) {
+	tests := []struct {
+		name    string
+		frames  int
+		end     func(t *testing.T, g *GroupProducer)
+		wantN   int   // frames yielded
+		wantErr error // nil: a clean end
+	}{
+		{"finished", 3, func(_ *testing.T, g *GroupProducer) { _ = g.Finish() }, 3, nil},
+		{"finished empty", 0, func(_ *testing.T, g *GroupProducer) { _ = g.Finish() }, 0, nil},
+		{"aborted", 2, func(_ *testing.T, g *GroupProducer) { _ = g.Abort(ErrTimeout) }, 2, ErrTimeout},
+		{"dropped", 2, func(_ *testing.T, g *GroupProducer) { g.Close() }, 2, ErrDropped},
+		{"aborted with a wrapped io.EOF", 1, func(_ *testing.T, g *GroupProducer) { _ = g.Abort(fmt.Errorf("source: %w", io.EOF)) }, 1, io.EOF},
+		{"frame aborted", 2, func(t *testing.T, g *GroupProducer) {
+			f, err := g.CreateFrame(FrameInfo{Size: 4})
+			noErr(t, "CreateFrame", err)
+			t.Cleanup(f.Close)
+			noErr(t, "Write", f.Write([]byte("ab")))
+			noErr(t, "Abort", f.Abort(ErrWrongSize))
+			_ = g.Finish()
+		}, 2, ErrWrongSize},
+		{"open", 2, func(*testing.T, *GroupProducer) {}, 2, context.Canceled}, // the context ends it
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := newTestGroup(t)
+			for i := range tt.frames {
+				noErr(t, "WriteFrame", g.WriteFrame(fmt.Appendf(nil, "f%d", i)))
+			}
+			c := g.Consume()
+			tt.end(t, g)
+			frames, errs := collectFrames(t, doneCtx, c)
+			if len(frames) != tt.wantN {
+				t.Fatalf("yielded %q, want %d frames", frames, tt.wantN)
+			}
+			for i, f := range frames {
+				if f != fmt.Sprintf("f%d", i) {
+					t.Fatalf("yielded %q, want f0..f%d in order", frames, tt.wantN-1)
+				}
+			}
+			if tt.wantErr == nil {
+				if len(errs) != 0 {
+					t.Fatalf("yielded errors %v at a clean end", errs)
+				}
+				return
+			}
+			if len(errs) != 1 {
+				t.Fatalf("yielded errors %v, want exactly one", errs)
+			}
+			isErr(t, "yielded error", errs[0], tt.wantErr)
+		})
+	}
+}
+
+func TestGroupFramesCacheFull(t *testing.T) {
+	g := newTestGroup(t)
+	c := g.Consume() // its first frame is evicted before it reads
+	big := make([]byte, MaxGroupBytes)
+	noErr(t, "WriteFrame", g.WriteFrame(big))
+	noErr(t, "WriteFrame", g.WriteFrame(big))
+	noErr(t, "Finish", g.Finish())
+	frames, errs := collectFrames(t, doneCtx, c)
+	if len(frames) != 0 || len(errs) != 1 || !errors.Is(errs[0], ErrCacheFull) {
+		t.Fatalf("Frames yielded %d frames, errors %v; want only ErrCacheFull", len(frames), errs)
+	}
+}
+
+func TestGroupFramesBreak(t *testing.T) {
+	g := newTestGroup(t)
+	for _, p := range []string{"a", "b", "c"} {
+		noErr(t, "WriteFrame", g.WriteFrame([]byte(p)))
+	}
+	c := g.Consume()
+	for data, err := range c.Frames(doneCtx) {
+		noErr(t, "Frames", err)
+		if string(data) != "a" {
+			t.Fatalf("first frame %q", data)
+		}
+		break
+	}
+	// Breaking consumed only the frame yielded.
+	if data, err := c.ReadFrame(doneCtx); err != nil || string(data) != "b" {
+		t.Fatalf("after break: ReadFrame = %q, %v; want b", data, err)
+	}
+}
+
+// TestGroupEnds checks the end of a group's sequence: io.EOF itself from
+// NextFrame and ReadFrame, ErrNotFound from GetFrame past the end.
+func TestGroupEnds(t *testing.T) {
+	g := newTestGroup(t)
+	noErr(t, "WriteFrame", g.WriteFrame([]byte("x")))
+	c := g.Consume()
+	nextFrameNow(t, c)
+	if _, err := c.GetFrame(doneCtx, 1); !wouldBlock(err) {
+		t.Fatalf("GetFrame(1) of an open group = %v, want it to wait", err)
+	}
+	noErr(t, "Finish", g.Finish())
+	groupEndsNow(t, c)
+	groupEndsNow(t, c) // and stays ended
+	if data, err := c.ReadFrame(doneCtx); data != nil || err != io.EOF {
+		t.Fatalf("ReadFrame = %q, %v; want io.EOF", data, err)
+	}
+	for _, i := range []int{1, 5} {
+		f, err := c.GetFrame(doneCtx, i)
+		if f != nil || !errors.Is(err, ErrNotFound) {
+			t.Fatalf("GetFrame(%d) = %v, %v; want ErrNotFound", i, f, err)
+		}
+	}
+	if f, err := c.GetFrame(doneCtx, 0); err != nil || f.Size() != 1 {
+		t.Fatalf("GetFrame(0) = %v, %v", f, err)
+	}
+}
+
+func TestNewGroup(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		time.Sleep(time.Hour)
+		g := NewGroup(42)
+		t.Cleanup(g.Close)
+		c := g.Consume()
+		if g.Sequence() != 42 || c.Sequence() != 42 {
+			t.Fatalf("Sequence = %d, %d; want 42", g.Sequence(), c.Sequence())
+		}
+		if !c.Created().Equal(time.Now()) {
+			t.Fatalf("Created = %v, want now (%v)", c.Created(), time.Now())
+		}
+		if _, err := c.NextFrame(doneCtx); !wouldBlock(err) {
+			t.Fatalf("NextFrame of an empty group = %v, want it to wait", err)
+		}
+		noErr(t, "WriteFrameAt", g.WriteFrameAt([]byte("a"), 5))
+		f, err := g.CreateFrame(FrameInfo{Size: 2})
+		noErr(t, "CreateFrame", err)
+		noErr(t, "Write", f.Write([]byte("bc")))
+		f.Close()
+		noErr(t, "Finish", g.Finish())
+		frames, errs := collectFrames(t, doneCtx, c)
+		if fmt.Sprint(frames) != "[a bc]" || len(errs) != 0 {
+			t.Fatalf("frames %q, errors %v", frames, errs)
+		}
+		if n, err := g.Consume().Finished(doneCtx); err != nil || n != 2 || g.FrameCount() != 2 {
+			t.Fatalf("Finished = %d, %v; FrameCount %d", n, err, g.FrameCount())
+		}
+	})
+}
+
+func TestNewGroupDropped(t *testing.T) {
+	g := NewGroup(1)
+	clone := g.Clone()
+	c := g.Consume()
+	noErr(t, "WriteFrame", g.WriteFrame([]byte("x")))
+	g.Close()
+	if _, err := c.Finished(doneCtx); !wouldBlock(err) {
+		t.Fatalf("group ended with a clone open: %v", err)
+	}
+	clone.Close()
+	frames, errs := collectFrames(t, doneCtx, c)
+	if fmt.Sprint(frames) != "[x]" || len(errs) != 1 || !errors.Is(errs[0], ErrDropped) {
+		t.Fatalf("frames %q, errors %v; want x then ErrDropped", frames, errs)
+	}
+}
+
+func TestNewGroupIsInNoTrack(t *testing.T) {
+	p := newTestTrack(t)
+	c := consume(t, p)
+	g := NewGroup(0)
+	t.Cleanup(g.Close)
+	noErr(t, "Finish", g.Finish())
+	noGroupYet(t, c)
+	if _, ok := c.Latest(); ok {
+		t.Fatal("a group in no track reached a track")
+	}
+	// The track can still create its own group 0.
+	createGroup(t, p, 0)
 }

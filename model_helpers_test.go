@@ -3,6 +3,7 @@ package moq
 import (
 	"context"
 	"errors"
+	"io"
 	"runtime"
 	"testing"
 	"time"
@@ -33,10 +34,16 @@ func nextGroupNow(t testing.TB, c *TrackConsumer) *GroupConsumer {
 	if err != nil {
 		t.Fatalf("NextGroup: %v", err)
 	}
-	if g == nil {
-		t.Fatal("NextGroup: track ended")
-	}
 	return g
+}
+
+// trackEndsNow fails unless NextGroup reports the clean end of the track:
+// io.EOF itself, not wrapped, and no group.
+func trackEndsNow(t testing.TB, c *TrackConsumer) {
+	t.Helper()
+	if g, err := c.NextGroup(doneCtx); g != nil || err != io.EOF {
+		t.Fatalf("NextGroup = %v, %v; want the end of the track (io.EOF)", g, err)
+	}
 }
 
 // noGroupYet fails unless NextGroup would block.

@@ -2,6 +2,10 @@ package moq
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
 	"maps"
 	"slices"
 	"sync"
@@ -38,7 +42,7 @@ type originNode struct {
 	consumers map[*originQueue]struct{}
 }
 
-// originQueue is the announcement queue of one OriginConsumer.
+// originQueue is the queue behind one Announcements.
 type originQueue struct {
 	o       *origin
 	root    Path   // paths are reported relative to it
@@ -231,20 +235,21 @@ type originScope struct {
 	allowed []Path
 }
 
-// resolve returns the absolute path for path when the scope allows it.
-func (s originScope) resolve(path Path) (Path, bool) {
+// resolve returns the absolute path for path, or ErrUnauthorized when the
+// scope does not allow it.
+func (s originScope) resolve(path Path) (Path, error) {
 	path = path.clean()
 	for _, p := range s.allowed {
 		if path.HasPrefix(p) {
-			return s.root.Join(path), true
+			return s.root.Join(path), nil
 		}
 	}
-	return "", false
+	return "", fmt.Errorf("%w: %q is outside %q", ErrUnauthorized, path, s.allowed)
 }
 
 // only narrows the scope to the given prefixes, keeping the narrower of
-// each overlapping pair.
-func (s originScope) only(prefixes []Path) (originScope, bool) {
+// each overlapping pair. It fails with ErrUnauthorized when none is allowed.
+func (s originScope) only(prefixes []Path) (originScope, error) {
 	want := prefixSet(prefixes)
 	var out []Path
 	for _, r := range s.allowed {
@@ -257,13 +262,16 @@ func (s originScope) only(prefixes []Path) (originScope, bool) {
 			}
 		}
 	}
+	if len(out) == 0 {
+		return s, fmt.Errorf("%w: none of %q is within %q", ErrUnauthorized, want, s.allowed)
+	}
 	s.allowed = prefixSet(out)
-	return s, len(s.allowed) > 0
+	return s, nil
 }
 
 // withRoot moves the root down to prefix, keeping only what is allowed
-// below it.
-func (s originScope) withRoot(prefix Path) (originScope, bool) {
+// below it. It fails with ErrUnauthorized when nothing is.
+func (s originScope) withRoot(prefix Path) (originScope, error) {
 	prefix = prefix.clean()
 	var out []Path
 	for _, r := range s.allowed {
@@ -273,43 +281,26 @@ func (s originScope) withRoot(prefix Path) (originScope, bool) {
 			out = append(out, "")
 		}
 	}
+	if len(out) == 0 {
+		return s, fmt.Errorf("%w: nothing below %q is within %q", ErrUnauthorized, prefix, s.allowed)
+	}
 	s.root = s.root.Join(prefix)
 	s.allowed = prefixSet(out)
-	return s, len(s.allowed) > 0
+	return s, nil
 }
 
-// consumeBroadcast returns the broadcast active at path, or nil.
-func (s originScope) consumeBroadcast(path Path) *BroadcastConsumer {
-	full, ok := s.resolve(path)
-	if !ok {
-		return nil
+// consumeBroadcast returns the broadcast active at path.
+func (s originScope) consumeBroadcast(path Path) (*BroadcastConsumer, error) {
+	full, err := s.resolve(path)
+	if err != nil {
+		return nil, err
 	}
 	s.o.mu.Lock()
 	defer s.o.mu.Unlock()
-	if n := s.o.lookupLocked(full); n != nil {
-		return n.active
+	if n := s.o.lookupLocked(full); n != nil && n.active != nil {
+		return n.active, nil
 	}
-	return nil
-}
-
-// consume registers a new consumer for the scope.
-func (s originScope) consume() *OriginConsumer {
-	q := &originQueue{o: s.o, root: s.root}
-	s.o.mu.Lock()
-	for _, p := range s.allowed {
-		full := s.root.Join(p)
-		n := s.o.leafLocked(full)
-		if n.consumers == nil {
-			n.consumers = make(map[*originQueue]struct{})
-		}
-		n.consumers[q] = struct{}{}
-		q.regs = append(q.regs, full)
-		q.initialLocked(n)
-	}
-	s.o.mu.Unlock()
-	c := &OriginConsumer{scope: s, q: q}
-	attach(&c.h, c, (*originQueue).close, q)
-	return c
+	return nil, fmt.Errorf("%w: no broadcast at %q", ErrNotFound, path.clean())
 }
 
 // OriginProducer publishes broadcasts into an origin, within its scope: a
@@ -324,21 +315,21 @@ func NewOrigin() *OriginProducer {
 	return &OriginProducer{scope: originScope{o: &origin{root: &originNode{}}, allowed: []Path{""}}}
 }
 
-// PublishBroadcast announces b at path and returns true, or returns false
-// when the path is not allowed. The broadcast is unannounced automatically
-// when it ends. Publishing over an active broadcast makes the new one active
+// PublishBroadcast announces b at path; it fails with ErrUnauthorized when
+// the path is not allowed. The broadcast is unannounced automatically when
+// it ends. Publishing over an active broadcast makes the new one active
 // (re-announced) and keeps the older one as backup; if the newer one ends
 // first, the backup is re-announced. A broadcast with more hops (see
 // BroadcastProducer.SetHops) than the active one only becomes a backup, and
 // the backup promoted is the one with the fewest hops. A broadcast that
 // already ended is accepted but not announced.
-func (o *OriginProducer) PublishBroadcast(path Path, b *BroadcastConsumer) bool {
+func (o *OriginProducer) PublishBroadcast(path Path, b *BroadcastConsumer) error {
 	if b == nil {
-		return false
+		return errors.New("moq: PublishBroadcast of a nil broadcast")
 	}
-	full, ok := o.scope.resolve(path)
-	if !ok {
-		return false
+	full, err := o.scope.resolve(path)
+	if err != nil {
+		return err
 	}
 	or := o.scope.o
 	or.mu.Lock()
@@ -346,58 +337,49 @@ func (o *OriginProducer) PublishBroadcast(path Path, b *BroadcastConsumer) bool 
 	if b.state.addEndHook(func() { or.remove(full, b) }) {
 		or.publishLocked(full, b)
 	}
-	return true
+	return nil
 }
 
 // CreateBroadcast creates a broadcast, publishes it at path and returns its
-// producer; it returns nil and false when the path is not allowed.
-func (o *OriginProducer) CreateBroadcast(path Path) (*BroadcastProducer, bool) {
+// producer. It fails with ErrUnauthorized when the path is not allowed.
+func (o *OriginProducer) CreateBroadcast(path Path) (*BroadcastProducer, error) {
 	b := NewBroadcast()
-	if !o.PublishBroadcast(path, b.Consume()) {
+	if err := o.PublishBroadcast(path, b.Consume()); err != nil {
 		b.Close()
-		return nil, false
+		return nil, err
 	}
-	return b, true
+	return b, nil
 }
 
-// ConsumeBroadcast returns the broadcast announced at path, or nil.
-func (o *OriginProducer) ConsumeBroadcast(path Path) *BroadcastConsumer {
+// ConsumeBroadcast returns the broadcast announced at path: see
+// OriginConsumer.ConsumeBroadcast.
+func (o *OriginProducer) ConsumeBroadcast(path Path) (*BroadcastConsumer, error) {
 	return o.scope.consumeBroadcast(path)
 }
 
-// Consume returns a consumer of every announcement in the producer's scope.
-func (o *OriginProducer) Consume() *OriginConsumer { return o.scope.consume() }
-
-// ConsumeOnly returns a consumer restricted to the given prefixes (relative
-// to the root), or nil when the scope allows none of them.
-func (o *OriginProducer) ConsumeOnly(prefixes ...Path) *OriginConsumer {
-	s, ok := o.scope.only(prefixes)
-	if !ok {
-		return nil
-	}
-	return s.consume()
-}
+// Consume returns a read-only view of the producer's scope.
+func (o *OriginProducer) Consume() *OriginConsumer { return &OriginConsumer{scope: o.scope} }
 
 // PublishOnly returns a producer that may only publish under the given
-// prefixes (relative to the root), or nil when the scope allows none of
-// them.
-func (o *OriginProducer) PublishOnly(prefixes ...Path) *OriginProducer {
-	s, ok := o.scope.only(prefixes)
-	if !ok {
-		return nil
+// prefixes (relative to the root). It fails with ErrUnauthorized when the
+// scope allows none of them.
+func (o *OriginProducer) PublishOnly(prefixes ...Path) (*OriginProducer, error) {
+	s, err := o.scope.only(prefixes)
+	if err != nil {
+		return nil, err
 	}
-	return &OriginProducer{scope: s}
+	return &OriginProducer{scope: s}, nil
 }
 
 // WithRoot returns a producer whose paths are relative to prefix (itself
-// relative to the current root), or nil when nothing below prefix is
-// allowed.
-func (o *OriginProducer) WithRoot(prefix Path) *OriginProducer {
-	s, ok := o.scope.withRoot(prefix)
-	if !ok {
-		return nil
+// relative to the current root). It fails with ErrUnauthorized when nothing
+// below prefix is allowed.
+func (o *OriginProducer) WithRoot(prefix Path) (*OriginProducer, error) {
+	s, err := o.scope.withRoot(prefix)
+	if err != nil {
+		return nil, err
 	}
-	return &OriginProducer{scope: s}
+	return &OriginProducer{scope: s}, nil
 }
 
 // Root returns the absolute prefix of this producer's paths.
@@ -407,31 +389,93 @@ func (o *OriginProducer) Root() Path { return o.scope.root }
 // publish under.
 func (o *OriginProducer) Allowed() []Path { return slices.Clone(o.scope.allowed) }
 
-// OriginConsumer receives the announcements of an origin within its scope:
-// first the broadcasts already announced, then every change. Close stops the
-// queue; it is required for prompt cleanup (an unreachable open consumer is
-// only released whenever the garbage collector notices).
+// OriginConsumer is a read-only view of an origin within a scope: a root
+// stripped from every path and the prefixes it may see. It looks broadcasts
+// up and opens announcement queues. It is a plain value: it holds no
+// resources and needs no Close, so a session can keep one for its whole life.
 type OriginConsumer struct {
 	scope originScope
-	q     *originQueue
-	h     handle
 }
 
-// Announced waits for the next announcement, with its path relative to the
-// consumer's root. It fails with ErrClosed after Close.
-func (c *OriginConsumer) Announced(ctx context.Context) (Announce, error) {
-	o := c.q.o
+// ConsumeBroadcast returns the broadcast announced at path (relative to the
+// root). It fails with ErrNotFound when none is, and with ErrUnauthorized
+// when the path is outside the scope.
+func (c *OriginConsumer) ConsumeBroadcast(path Path) (*BroadcastConsumer, error) {
+	return c.scope.consumeBroadcast(path)
+}
+
+// ConsumeOnly returns a view restricted to the given prefixes. It fails with
+// ErrUnauthorized when the scope allows none of them.
+func (c *OriginConsumer) ConsumeOnly(prefixes ...Path) (*OriginConsumer, error) {
+	s, err := c.scope.only(prefixes)
+	if err != nil {
+		return nil, err
+	}
+	return &OriginConsumer{scope: s}, nil
+}
+
+// WithRoot returns a view whose paths are relative to prefix. It fails with
+// ErrUnauthorized when nothing below prefix is allowed.
+func (c *OriginConsumer) WithRoot(prefix Path) (*OriginConsumer, error) {
+	s, err := c.scope.withRoot(prefix)
+	if err != nil {
+		return nil, err
+	}
+	return &OriginConsumer{scope: s}, nil
+}
+
+// Root returns the absolute prefix stripped from the view's paths.
+func (c *OriginConsumer) Root() Path { return c.scope.root }
+
+// Allowed returns the prefixes, relative to the root, this view sees.
+func (c *OriginConsumer) Allowed() []Path { return slices.Clone(c.scope.allowed) }
+
+// Announcements opens a queue of the view's announcements: first the
+// broadcasts already announced, then every change. It buffers every change
+// until read, so Close it once it is no longer read.
+func (c *OriginConsumer) Announcements() *Announcements {
+	s := c.scope
+	q := &originQueue{o: s.o, root: s.root}
+	s.o.mu.Lock()
+	for _, p := range s.allowed {
+		full := s.root.Join(p)
+		n := s.o.leafLocked(full)
+		if n.consumers == nil {
+			n.consumers = make(map[*originQueue]struct{})
+		}
+		n.consumers[q] = struct{}{}
+		q.regs = append(q.regs, full)
+		q.initialLocked(n)
+	}
+	s.o.mu.Unlock()
+	a := &Announcements{q: q}
+	attach(&a.h, a, (*originQueue).close, q)
+	return a
+}
+
+// Announcements is a queue of the announcements of an origin view, with
+// their paths relative to the view's root. Close stops it; it is required
+// for prompt cleanup (an unreachable open queue is only released whenever
+// the garbage collector notices).
+type Announcements struct {
+	q *originQueue
+	h handle
+}
+
+// Next waits for the next announcement. It returns io.EOF after Close.
+func (a *Announcements) Next(ctx context.Context) (Announce, error) {
+	o := a.q.o
 	for {
 		o.mu.Lock()
-		if a, ok := c.q.popLocked(); ok {
+		if an, ok := a.q.popLocked(); ok {
 			o.mu.Unlock()
-			return a, nil
+			return an, nil
 		}
-		if c.q.closed {
+		if a.q.closed {
 			o.mu.Unlock()
-			return Announce{}, ErrClosed
+			return Announce{}, io.EOF
 		}
-		ch := c.q.changed.wait()
+		ch := a.q.changed.wait()
 		o.mu.Unlock()
 		if err := block(ctx, ch); err != nil {
 			return Announce{}, err
@@ -439,50 +483,24 @@ func (c *OriginConsumer) Announced(ctx context.Context) (Announce, error) {
 	}
 }
 
-// TryAnnounced returns the next announcement if one is queued.
-func (c *OriginConsumer) TryAnnounced() (Announce, bool) {
-	o := c.q.o
+// TryNext returns the next announcement if one is queued.
+func (a *Announcements) TryNext() (Announce, bool) {
+	o := a.q.o
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return c.q.popLocked()
+	return a.q.popLocked()
 }
 
-// ConsumeBroadcast returns the broadcast announced at path (relative to the
-// root), or nil.
-func (c *OriginConsumer) ConsumeBroadcast(path Path) *BroadcastConsumer {
-	return c.scope.consumeBroadcast(path)
+// All iterates over the announcements Next returns until Close. An error
+// (ctx ending) is yielded once and ends the iteration.
+func (a *Announcements) All(ctx context.Context) iter.Seq2[Announce, error] {
+	return each(ctx, a.Next)
 }
 
-// ConsumeOnly returns a new consumer restricted to the given prefixes, or nil
-// when the scope allows none of them.
-func (c *OriginConsumer) ConsumeOnly(prefixes ...Path) *OriginConsumer {
-	s, ok := c.scope.only(prefixes)
-	if !ok {
-		return nil
-	}
-	return s.consume()
-}
-
-// WithRoot returns a new consumer whose paths are relative to prefix, or nil
-// when nothing below prefix is allowed.
-func (c *OriginConsumer) WithRoot(prefix Path) *OriginConsumer {
-	s, ok := c.scope.withRoot(prefix)
-	if !ok {
-		return nil
-	}
-	return s.consume()
-}
-
-// Root returns the absolute prefix stripped from announced paths.
-func (c *OriginConsumer) Root() Path { return c.scope.root }
-
-// Allowed returns the prefixes, relative to the root, this consumer sees.
-func (c *OriginConsumer) Allowed() []Path { return slices.Clone(c.scope.allowed) }
-
-// Close stops the consumer: pending announcements are dropped and Announced
-// fails with ErrClosed. It is idempotent.
-func (c *OriginConsumer) Close() {
-	if c.h.close() {
-		c.q.close()
+// Close stops the queue: pending announcements are dropped and Next returns
+// io.EOF. It is idempotent.
+func (a *Announcements) Close() {
+	if a.h.close() {
+		a.q.close()
 	}
 }

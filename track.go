@@ -3,18 +3,29 @@ package moq
 import (
 	"cmp"
 	"context"
-	"errors"
+	"io"
+	"iter"
 	"math"
 	"slices"
 	"sync"
 	"time"
 )
 
-// Track names a track within a broadcast and gives its priority.
+// Track names a track within a broadcast and describes it.
 type Track struct {
-	Name     string
+	// Name identifies the track within its broadcast.
+	Name string
+	// Priority ranks the track against the other tracks a session sends;
+	// higher is sent first.
 	Priority uint8
+	// Timescale is the number of frame timestamp units per second (see
+	// FrameInfo.Timestamp); 0 means unknown. Engines that must send a
+	// timescale for a track that has none send DefaultTimescale.
+	Timescale uint64
 }
+
+// DefaultTimescale counts frame timestamps in milliseconds.
+const DefaultTimescale = 1000
 
 // DefaultCacheAge is how long a track keeps a group cached, unless it is the
 // group with the highest sequence. TrackProducer.SetCacheAge changes it.
@@ -207,13 +218,6 @@ func (s *trackState) fetchCached(ctx context.Context, sequence uint64) (*GroupCo
 	return &GroupConsumer{state: found}, nil
 }
 
-// newest returns the highest sequence so far and when its group was cached.
-func (s *trackState) newest() (seq uint64, created time.Time, ok bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.newestLocked()
-}
-
 func (s *trackState) newestLocked() (uint64, time.Time, bool) {
 	if !s.hasMax {
 		return 0, time.Time{}, false
@@ -223,46 +227,6 @@ func (s *trackState) newestLocked() (uint64, time.Time, bool) {
 		created = g.created
 	}
 	return s.maxSeq, created, true
-}
-
-// errNoNewer is returned by waitNewer once the track can get no newer group.
-var errNoNewer = errors.New("moq: no newer group")
-
-// waitNewer waits for a group with a sequence above after (any group when
-// have is false) and returns the highest sequence and its cache time. It fails
-// with errNoNewer once the track finished, was aborted or lost its producers.
-func (s *trackState) waitNewer(ctx context.Context, after uint64, have bool) (seq uint64, created time.Time, err error) {
-	var ok bool
-	werr := s.wait(ctx, func() bool {
-		seq, created, ok = s.newestLocked()
-		if ok && (!have || seq > after) {
-			return true
-		}
-		if s.hasFinal || s.err != nil || s.producers == 0 {
-			err = errNoNewer
-			return true
-		}
-		return false
-	})
-	if werr != nil {
-		return 0, time.Time{}, werr
-	}
-	return seq, created, err
-}
-
-// cachedBetween returns the cached groups with from <= sequence < to, in
-// sequence order.
-func (s *trackState) cachedBetween(from, to uint64) []*GroupConsumer {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []*GroupConsumer
-	for seq, g := range s.bySeq {
-		if seq >= from && seq < to {
-			out = append(out, &GroupConsumer{state: g})
-		}
-	}
-	slices.SortFunc(out, func(a, b *GroupConsumer) int { return cmp.Compare(a.Sequence(), b.Sequence()) })
-	return out
 }
 
 // TrackProducer creates the groups of a track. Handles are reference
@@ -378,8 +342,8 @@ func (p *TrackProducer) WriteFrame(payload []byte) error {
 	if err != nil {
 		return err
 	}
-	f := newCompleteFrame(payload)
-	g := &groupState{sequence: seq, frames: []*frameState{f}, bytes: f.size, fin: true}
+	f := newCompleteFrame(payload, FrameInfo{})
+	g := &groupState{sequence: seq, frames: []*frameState{f}, bytes: f.info.Size, fin: true}
 	s.insertLocked(g)
 	return nil
 }
@@ -508,6 +472,12 @@ func (s *trackState) latest() (uint64, bool) {
 	return s.maxSeq, s.hasMax
 }
 
+// CachedGroups returns the groups still cached whose sequence is in
+// [from, to), in sequence order: see TrackConsumer.CachedGroups.
+func (p *TrackProducer) CachedGroups(from, to uint64) []*GroupConsumer {
+	return p.state.cachedGroups(from, to)
+}
+
 // SameTrack reports whether both handles belong to the same track.
 func (p *TrackProducer) SameTrack(other *TrackProducer) bool {
 	return p != nil && other != nil && p.state == other.state
@@ -537,9 +507,9 @@ func (c *TrackConsumer) Info() Track { return c.state.info }
 
 // NextGroup returns the next group in arrival order whose sequence is at
 // least the StartAt sequence, skipping groups evicted meanwhile. It returns
-// nil and no error once the track is finished and every cached group was
-// returned (it does not wait for missing older groups), the abort error once
-// the track was aborted, and ErrDropped when every producer went away.
+// io.EOF once the track is finished and every cached group was returned (it
+// does not wait for missing older groups), the abort error once the track
+// was aborted, and ErrDropped when every producer went away.
 func (c *TrackConsumer) NextGroup(ctx context.Context) (*GroupConsumer, error) {
 	s := c.state
 	var (
@@ -555,6 +525,7 @@ func (c *TrackConsumer) NextGroup(ctx context.Context) (*GroupConsumer, error) {
 			}
 		}
 		if s.hasFinal {
+			err = io.EOF
 			return true
 		}
 		err = s.err
@@ -563,14 +534,21 @@ func (c *TrackConsumer) NextGroup(ctx context.Context) (*GroupConsumer, error) {
 	if werr != nil {
 		return nil, werr
 	}
-	if err != nil || found == nil {
+	if err != nil {
 		return nil, err
 	}
 	return &GroupConsumer{state: found}, nil
 }
 
+// Groups iterates over the groups NextGroup returns until the track ends. An
+// error other than the end is yielded once, with a nil group, and ends the
+// iteration.
+func (c *TrackConsumer) Groups(ctx context.Context) iter.Seq2[*GroupConsumer, error] {
+	return each(ctx, c.NextGroup)
+}
+
 // GetGroup returns the cached group with the given sequence, waiting for it
-// to arrive. It returns nil and no error when the sequence is at or past the
+// to arrive. It fails with ErrNotFound when the sequence is at or past the
 // end of a finished track.
 func (c *TrackConsumer) GetGroup(ctx context.Context, sequence uint64) (*GroupConsumer, error) {
 	s := c.state
@@ -584,6 +562,7 @@ func (c *TrackConsumer) GetGroup(ctx context.Context, sequence uint64) (*GroupCo
 			return true
 		}
 		if s.hasFinal && sequence >= s.finalSeq {
+			err = ErrNotFound
 			return true
 		}
 		err = s.err
@@ -592,7 +571,7 @@ func (c *TrackConsumer) GetGroup(ctx context.Context, sequence uint64) (*GroupCo
 	if werr != nil {
 		return nil, werr
 	}
-	if err != nil || found == nil {
+	if err != nil {
 		return nil, err
 	}
 	return &GroupConsumer{state: found}, nil
@@ -603,6 +582,61 @@ func (c *TrackConsumer) StartAt(sequence uint64) { c.minSeq = sequence }
 
 // Latest returns the highest sequence created so far.
 func (c *TrackConsumer) Latest() (uint64, bool) { return c.state.latest() }
+
+// Newest returns the highest sequence created so far and when its group was
+// cached (the zero time once that group was evicted). Together with
+// GroupConsumer.Created it tells how far a group lags the live edge, which
+// is what max-latency rules measure.
+func (c *TrackConsumer) Newest() (seq uint64, created time.Time, ok bool) {
+	s := c.state
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.newestLocked()
+}
+
+// WaitNewer waits until the track has a group with a sequence of at least
+// next and returns the highest sequence and its cache time, as Newest does.
+// It returns io.EOF once no such group can come: the track finished, was
+// aborted or lost its producers.
+func (c *TrackConsumer) WaitNewer(ctx context.Context, next uint64) (seq uint64, created time.Time, err error) {
+	s := c.state
+	var ok bool
+	werr := s.wait(ctx, func() bool {
+		seq, created, ok = s.newestLocked()
+		if ok && seq >= next {
+			return true
+		}
+		if s.hasFinal || s.err != nil || s.producers == 0 {
+			err = io.EOF
+			return true
+		}
+		return false
+	})
+	if werr != nil {
+		return 0, time.Time{}, werr
+	}
+	return seq, created, err
+}
+
+// CachedGroups returns the groups still cached whose sequence is in
+// [from, to), in sequence order, whatever the consumer's position: what a
+// subscription lowering its start group can still be served.
+func (c *TrackConsumer) CachedGroups(from, to uint64) []*GroupConsumer {
+	return c.state.cachedGroups(from, to)
+}
+
+func (s *trackState) cachedGroups(from, to uint64) []*GroupConsumer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*GroupConsumer
+	for seq, g := range s.bySeq {
+		if seq >= from && seq < to {
+			out = append(out, &GroupConsumer{state: g})
+		}
+	}
+	slices.SortFunc(out, func(a, b *GroupConsumer) int { return cmp.Compare(a.Sequence(), b.Sequence()) })
+	return out
+}
 
 // Closed waits for the end of the track: nil when it finished, the abort
 // error (ErrDropped when every producer went away) otherwise.

@@ -283,10 +283,7 @@ func TestTrackNextGroupFinishesWithoutWaitingForGaps(t *testing.T) {
 	if g := nextGroupNow(t, c); g.Sequence() != 1 {
 		t.Fatalf("got group %d", g.Sequence())
 	}
-	g, err := c.NextGroup(doneCtx)
-	if g != nil || err != nil {
-		t.Fatalf("NextGroup = %v, %v; want the end without waiting for group 0", g, err)
-	}
+	trackEndsNow(t, c) // without waiting for group 0
 }
 
 func TestTrackGetGroupFinishesWithoutWaitingForGaps(t *testing.T) {
@@ -300,8 +297,8 @@ func TestTrackGetGroupFinishesWithoutWaitingForGaps(t *testing.T) {
 		t.Fatalf("GetGroup(0) should block, got %v", err)
 	}
 	g, err := c.GetGroup(doneCtx, 2)
-	if g != nil || err != nil {
-		t.Fatalf("GetGroup(2) = %v, %v; want nil, nil", g, err)
+	if g != nil || !errors.Is(err, ErrNotFound) {
+		t.Fatalf("GetGroup(2) = %v, %v; want ErrNotFound", g, err)
 	}
 }
 
@@ -472,9 +469,7 @@ func TestTrackAbortAfterFinishKeepsCleanEnd(t *testing.T) {
 	noErr(t, "Abort", p.Abort(ErrCancel))
 	c := consume(t, p)
 	nextGroupNow(t, c)
-	if g, err := c.NextGroup(doneCtx); g != nil || err != nil {
-		t.Fatalf("NextGroup = %v, %v; want the end", g, err)
-	}
+	trackEndsNow(t, c)
 	if err := trackEnded(t, c); err != nil {
 		t.Fatalf("Closed = %v, want nil", err)
 	}
@@ -696,7 +691,10 @@ func TestTrackConcurrentProducersAndConsumers(t *testing.T) {
 		readersWG.Go(func() {
 			for {
 				g, err := c.NextGroup(context.Background())
-				if err != nil || g == nil {
+				if err == io.EOF {
+					return
+				}
+				if err != nil {
 					errs[i] = err
 					return
 				}
@@ -740,5 +738,384 @@ func TestTrackConcurrentProducersAndConsumers(t *testing.T) {
 		if counts[i] != writers*perWriter {
 			t.Fatalf("reader %d saw %d groups, want %d", i, counts[i], writers*perWriter)
 		}
+	}
+}
+
+// collectGroups ranges over c.Groups(ctx) to the end, without breaking, and
+// returns the sequences and the errors it yielded.
+func collectGroups(t *testing.T, ctx context.Context, c *TrackConsumer) (seqs []uint64, errs []error) {
+	t.Helper()
+	for g, err := range c.Groups(ctx) {
+		if err != nil {
+			if g != nil {
+				t.Errorf("Groups yielded group %d with error %v", g.Sequence(), err)
+			}
+			errs = append(errs, err)
+			if len(errs) > 1 {
+				break // it should have stopped by itself: fail, not spin
+			}
+			continue // the iterator must stop by itself
+		}
+		seqs = append(seqs, g.Sequence())
+	}
+	return seqs, errs
+}
+
+func TestTrackGroupsIterator(t *testing.T) {
+	tests := []struct {
+		name    string
+		groups  int
+		end     func(p *TrackProducer)
+		wantErr error // nil: a clean end, nothing yielded but the groups
+	}{
+		{"finished", 3, func(p *TrackProducer) { _ = p.Finish() }, nil},
+		{"finished empty", 0, func(p *TrackProducer) { _ = p.Finish() }, nil},
+		{"aborted after finish", 2, func(p *TrackProducer) { _ = p.Finish(); _ = p.Abort(ErrTimeout) }, nil},
+		{"aborted", 2, func(p *TrackProducer) { _ = p.Abort(ErrTimeout) }, ErrTimeout},
+		{"aborted with an app error", 1, func(p *TrackProducer) { _ = p.Abort(AppError(7)) }, AppError(7)},
+		{"dropped", 2, func(p *TrackProducer) { p.Close() }, ErrDropped},
+		// An abort whose reason wraps io.EOF is an error, not the end of
+		// the track: only io.EOF itself ends the iteration.
+		{"aborted with a wrapped io.EOF", 1, func(p *TrackProducer) { _ = p.Abort(fmt.Errorf("upstream: %w", io.EOF)) }, io.EOF},
+		{"open", 2, func(*TrackProducer) {}, context.Canceled}, // the context ends it
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newTestTrack(t)
+			appendGroups(t, p, tt.groups)
+			c := consume(t, p)
+			tt.end(p)
+			// doneCtx: every group already there is yielded, then the end.
+			seqs, errs := collectGroups(t, doneCtx, c)
+			if len(seqs) != tt.groups {
+				t.Fatalf("yielded groups %v, want %d", seqs, tt.groups)
+			}
+			for i, seq := range seqs {
+				if seq != uint64(i) {
+					t.Fatalf("yielded groups %v, want 0..%d in order", seqs, tt.groups-1)
+				}
+			}
+			if tt.wantErr == nil {
+				if len(errs) != 0 {
+					t.Fatalf("yielded errors %v at a clean end", errs)
+				}
+				return
+			}
+			if len(errs) != 1 {
+				t.Fatalf("yielded errors %v, want exactly one", errs)
+			}
+			isErr(t, "yielded error", errs[0], tt.wantErr)
+		})
+	}
+}
+
+func TestTrackGroupsBreak(t *testing.T) {
+	p := newTestTrack(t)
+	appendGroups(t, p, 3)
+	c := consume(t, p)
+	for g, err := range c.Groups(doneCtx) {
+		noErr(t, "Groups", err)
+		if g.Sequence() != 0 {
+			t.Fatalf("first group %d", g.Sequence())
+		}
+		break
+	}
+	// Breaking consumed only the group yielded.
+	if g := nextGroupNow(t, c); g.Sequence() != 1 {
+		t.Fatalf("after break: group %d, want 1", g.Sequence())
+	}
+}
+
+func TestTrackGroupsWaits(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newTestTrack(t)
+		c := consume(t, p)
+		type result struct {
+			seqs []uint64
+			errs []error
+		}
+		done := make(chan result)
+		go func() {
+			seqs, errs := collectGroups(t, context.Background(), c)
+			done <- result{seqs, errs}
+		}()
+		for range 3 {
+			synctest.Wait() // the iterator waits for the next group
+			appendGroups(t, p, 1)
+		}
+		synctest.Wait()
+		select {
+		case r := <-done:
+			t.Fatalf("the iteration ended on an open track: %v", r)
+		default:
+		}
+		noErr(t, "Finish", p.Finish())
+		r := <-done
+		if fmt.Sprint(r.seqs) != "[0 1 2]" || len(r.errs) != 0 {
+			t.Fatalf("Groups yielded %v, errors %v", r.seqs, r.errs)
+		}
+	})
+}
+
+// TestTrackEnds checks how a track's sequence ends: io.EOF itself from
+// NextGroup only at a clean end, ErrNotFound from GetGroup past it, and the
+// abort error otherwise.
+func TestTrackEnds(t *testing.T) {
+	tests := []struct {
+		name      string
+		end       func(p *TrackProducer)
+		wantNext  error // io.EOF is compared with ==
+		wantPast  error // GetGroup(2), past the end
+		finalSize uint64
+	}{
+		{"finished", func(p *TrackProducer) { _ = p.Finish() }, io.EOF, ErrNotFound, 2},
+		{"finished at", func(p *TrackProducer) { _ = p.FinishAt(1) }, io.EOF, ErrNotFound, 2},
+		{"finished then dropped", func(p *TrackProducer) { _ = p.Finish(); p.Close() }, io.EOF, ErrNotFound, 2},
+		{"finished then aborted", func(p *TrackProducer) { _ = p.Finish(); _ = p.Abort(ErrCancel) }, io.EOF, ErrNotFound, 2},
+		{"aborted", func(p *TrackProducer) { _ = p.Abort(ErrTimeout) }, ErrTimeout, ErrTimeout, 0},
+		{"dropped", func(p *TrackProducer) { p.Close() }, ErrDropped, ErrDropped, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newTestTrack(t)
+			appendGroups(t, p, 2)
+			c := consume(t, p)
+			nextGroupNow(t, c)
+			nextGroupNow(t, c)
+			tt.end(p)
+			if tt.wantNext == io.EOF {
+				trackEndsNow(t, c)
+				trackEndsNow(t, c) // and stays ended
+			} else {
+				g, err := c.NextGroup(doneCtx)
+				if g != nil || err == io.EOF {
+					t.Fatalf("NextGroup = %v, %v; want an error, not the end", g, err)
+				}
+				isErr(t, "NextGroup", err, tt.wantNext)
+			}
+			g, err := c.GetGroup(doneCtx, 2)
+			if g != nil {
+				t.Fatalf("GetGroup(2) = group %d", g.Sequence())
+			}
+			isErr(t, "GetGroup(2)", err, tt.wantPast)
+			// A cached group before the end is still there.
+			if g, err := c.GetGroup(doneCtx, 1); err != nil || g.Sequence() != 1 {
+				t.Fatalf("GetGroup(1) = %v, %v", g, err)
+			}
+		})
+	}
+}
+
+func TestTrackNewest(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newTestTrack(t)
+		c := consume(t, p)
+		if seq, created, ok := c.Newest(); ok || seq != 0 || !created.IsZero() {
+			t.Fatalf("Newest of an empty track = %d, %v, %v", seq, created, ok)
+		}
+		start := time.Now()
+		steps := []struct {
+			create  func()
+			wantSeq uint64
+			wantAt  time.Duration // since start
+		}{
+			{func() { createGroup(t, p, 3) }, 3, 0},
+			{func() { createGroup(t, p, 1) }, 3, 0}, // an older group changes nothing
+			{func() { createGroup(t, p, 7) }, 7, 2 * time.Second},
+			{func() { noErr(t, "WriteFrame", p.WriteFrame([]byte("x"))) }, 8, 3 * time.Second},
+		}
+		for i, s := range steps {
+			if i > 0 {
+				time.Sleep(time.Second)
+			}
+			s.create()
+			seq, created, ok := c.Newest()
+			if !ok || seq != s.wantSeq || !created.Equal(start.Add(s.wantAt)) {
+				t.Fatalf("step %d: Newest = %d, %v, %v; want %d created at +%v", i, seq, created.Sub(start), ok, s.wantSeq, s.wantAt)
+			}
+			if latest, _ := c.Latest(); latest != seq {
+				t.Fatalf("step %d: Latest %d, Newest %d", i, latest, seq)
+			}
+		}
+		// The newest group's time is the one its consumers see.
+		g, err := c.GetGroup(doneCtx, 8)
+		noErr(t, "GetGroup", err)
+		if _, created, _ := c.Newest(); !g.Created().Equal(created) {
+			t.Fatalf("Newest time %v, group created %v", created, g.Created())
+		}
+	})
+}
+
+func TestTrackWaitNewer(t *testing.T) {
+	tests := []struct {
+		name     string
+		before   []uint64 // groups created before waiting
+		finished bool     // the track is finished before waiting
+		next     uint64
+		wake     func(p *TrackProducer) // nil: WaitNewer must not wait
+		wantSeq  uint64
+		wantErr  error // io.EOF is compared with ==
+	}{
+		{"already newer", []uint64{5}, false, 3, nil, 5, nil},
+		{"exactly next", []uint64{5}, false, 5, nil, 5, nil},
+		{"first group", nil, false, 0, func(p *TrackProducer) { _, _ = p.AppendGroup() }, 0, nil},
+		{"newer group", []uint64{5}, false, 6, func(p *TrackProducer) { _, _ = p.CreateGroup(4); _, _ = p.CreateGroup(9) }, 9, nil},
+		{"finished", []uint64{5}, false, 6, func(p *TrackProducer) { _ = p.Finish() }, 5, io.EOF},
+		{"aborted", []uint64{5}, false, 6, func(p *TrackProducer) { _ = p.Abort(ErrTimeout) }, 5, io.EOF},
+		{"producers gone", []uint64{5}, false, 6, func(p *TrackProducer) { p.Close() }, 5, io.EOF},
+		{"already finished", nil, true, 0, nil, 0, io.EOF},
+		{"finished but newer", []uint64{5}, true, 5, nil, 5, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				p := newTestTrack(t)
+				for _, seq := range tt.before {
+					createGroup(t, p, seq)
+				}
+				if tt.finished {
+					noErr(t, "Finish", p.Finish())
+				}
+				c := consume(t, p)
+				type result struct {
+					seq     uint64
+					created time.Time
+					err     error
+				}
+				done := make(chan result, 1)
+				go func() {
+					seq, created, err := c.WaitNewer(context.Background(), tt.next)
+					done <- result{seq, created, err}
+				}()
+				synctest.Wait()
+				if tt.wake != nil {
+					if len(done) != 0 {
+						t.Fatalf("WaitNewer(%d) returned %+v without waiting", tt.next, <-done)
+					}
+					time.Sleep(time.Second)
+					tt.wake(p)
+				}
+				r := <-done
+				if tt.wantErr == io.EOF {
+					if r.err != io.EOF {
+						t.Fatalf("WaitNewer(%d) = %+v, want io.EOF", tt.next, r)
+					}
+					return
+				}
+				noErr(t, "WaitNewer", r.err)
+				seq, created, _ := c.Newest()
+				if r.seq != tt.wantSeq || r.seq != seq || !r.created.Equal(created) {
+					t.Fatalf("WaitNewer(%d) = %d at %v; want %d, as Newest (%d at %v)", tt.next, r.seq, r.created, tt.wantSeq, seq, created)
+				}
+			})
+		})
+	}
+}
+
+func TestTrackWaitNewerContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newTestTrack(t)
+		createGroup(t, p, 0)
+		c := consume(t, p)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		start := time.Now()
+		_, _, err := c.WaitNewer(ctx, 1)
+		isErr(t, "WaitNewer", err, context.DeadlineExceeded)
+		if waited := time.Since(start); waited != time.Minute {
+			t.Fatalf("WaitNewer returned after %v, want the deadline", waited)
+		}
+	})
+}
+
+// sequences returns the sequences of groups.
+func sequences(groups []*GroupConsumer) []uint64 {
+	out := make([]uint64, len(groups))
+	for i, g := range groups {
+		out[i] = g.Sequence()
+	}
+	return out
+}
+
+func TestTrackCachedGroups(t *testing.T) {
+	p := newTestTrack(t)
+	for _, seq := range []uint64{5, 1, 3, 9, 7, 2} {
+		g := createGroup(t, p, seq)
+		noErr(t, "WriteFrame", g.WriteFrame(fmt.Appendf(nil, "g%d", seq)))
+	}
+	c := consume(t, p)
+	// The consumer's position and StartAt do not matter.
+	for range 6 {
+		nextGroupNow(t, c)
+	}
+	c.StartAt(8)
+
+	tests := []struct {
+		from, to uint64
+		want     string
+	}{
+		{0, math.MaxUint64, "[1 2 3 5 7 9]"},
+		{3, 7, "[3 5]"}, // from is included, to is not
+		{3, 8, "[3 5 7]"},
+		{4, 5, "[]"},
+		{4, 4, "[]"},
+		{7, 3, "[]"},
+		{9, 10, "[9]"},
+		{10, math.MaxUint64, "[]"},
+		{0, 1, "[]"},
+	}
+	for _, tt := range tests {
+		groups := c.CachedGroups(tt.from, tt.to)
+		if got := fmt.Sprint(sequences(groups)); got != tt.want {
+			t.Errorf("CachedGroups(%d, %d) = %s, want %s", tt.from, tt.to, got, tt.want)
+		}
+		// Each group is read from its first frame.
+		for _, g := range groups {
+			data, err := g.ReadFrame(doneCtx)
+			if err != nil || string(data) != fmt.Sprintf("g%d", g.Sequence()) {
+				t.Errorf("group %d: ReadFrame = %q, %v", g.Sequence(), data, err)
+			}
+		}
+	}
+}
+
+func TestTrackCachedGroupsSkipsEvicted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newTestTrack(t)
+		for _, seq := range []uint64{4, 0, 2} {
+			createGroup(t, p, seq)
+		}
+		c := consume(t, p)
+		time.Sleep(pastCacheAge)
+		createGroup(t, p, 1) // 0 and 2 expired; 4, the newest, stays
+		if got := fmt.Sprint(sequences(c.CachedGroups(0, 10))); got != "[1 4]" {
+			t.Fatalf("CachedGroups = %s, want [1 4]", got)
+		}
+	})
+}
+
+func TestTrackTimescale(t *testing.T) {
+	info := Track{Name: "video", Priority: 2, Timescale: 90000}
+	p := NewTrack(info)
+	t.Cleanup(p.Close)
+	if p.Info() != info || consume(t, p).Info() != info {
+		t.Fatalf("Info = %+v, want %+v", p.Info(), info)
+	}
+
+	// Through a broadcast, the track keeps its own description.
+	b := newTestBroadcast(t)
+	noErr(t, "InsertTrack", b.InsertTrack(p))
+	if got := subscribe(t, b.Consume(), "video").Info(); got != info {
+		t.Fatalf("subscribed Info = %+v, want %+v", got, info)
+	}
+
+	// A requested track is described by its first subscriber.
+	d := newTestDynamic(t, b)
+	want := Track{Name: "audio", Priority: 1, Timescale: 48000}
+	sub, err := b.Consume().SubscribeTrack(want)
+	noErr(t, "SubscribeTrack", err)
+	t.Cleanup(sub.Close)
+	if got := requestNow(t, d).Info(); got != want {
+		t.Fatalf("requested Info = %+v, want %+v", got, want)
 	}
 }

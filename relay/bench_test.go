@@ -2,7 +2,9 @@ package relay_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"runtime"
 	"strconv"
@@ -14,6 +16,7 @@ import (
 	"github.com/moqgo/moq"
 	"github.com/moqgo/moq/relay"
 	"github.com/moqgo/moq/relay/relaytest"
+	"github.com/moqgo/moq/session"
 )
 
 // The benchmarks in this file run a relay, its publishers and its subscribers
@@ -30,11 +33,11 @@ func benchURL(r *relay.Relay, transport string) string {
 	return "https://127.0.0.1:" + strconv.Itoa(r.Port()) + "/"
 }
 
-func benchDial(b *testing.B, ctx context.Context, r *relay.Relay, transport string, cfg moq.Config) *moq.Session {
+func benchDial(b *testing.B, ctx context.Context, r *relay.Relay, transport string, cfg session.Config) *session.Session {
 	b.Helper()
 	cfg.Fingerprint = r.Fingerprint()
 	cfg.Logger = slog.New(slog.DiscardHandler)
-	sess, err := moq.Dial(ctx, benchURL(r, transport), &cfg)
+	sess, err := session.Dial(ctx, benchURL(r, transport), &cfg)
 	if err != nil {
 		b.Fatalf("dial %s: %v", transport, err)
 	}
@@ -44,9 +47,13 @@ func benchDial(b *testing.B, ctx context.Context, r *relay.Relay, transport stri
 // waitAnnounced waits until the relay has the broadcast at path.
 func waitAnnounced(b *testing.B, ctx context.Context, r *relay.Relay, path moq.Path) {
 	b.Helper()
-	announced := r.Origin().ConsumeOnly(path)
+	view, err := r.Origin().Consume().ConsumeOnly(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	announced := view.Announcements()
 	defer announced.Close()
-	if _, err := announced.Announced(ctx); err != nil {
+	if _, err := announced.Next(ctx); err != nil {
 		b.Fatalf("broadcast %s never reached the relay: %v", path, err)
 	}
 }
@@ -89,7 +96,7 @@ func benchmarkRelayThroughput(b *testing.B, transport string, subs int) {
 	// Groups must stay cached until the publisher's session picks them up:
 	// a second is far more than the flow-control window below needs.
 	track.SetCacheAge(time.Second)
-	pub := benchDial(b, ctx, r, transport, moq.Config{Publish: origin.Consume()})
+	pub := benchDial(b, ctx, r, transport, session.Config{Publish: origin.Consume()})
 	defer pub.Close()
 	waitAnnounced(b, ctx, r, path)
 
@@ -100,9 +107,9 @@ func benchmarkRelayThroughput(b *testing.B, transport string, subs int) {
 		readers   sync.WaitGroup
 		failed    atomic.Pointer[error]
 	)
-	sessions := make([]*moq.Session, subs)
+	sessions := make([]*session.Session, subs)
 	for i := range subs {
-		sessions[i] = benchDial(b, ctx, r, transport, moq.Config{})
+		sessions[i] = benchDial(b, ctx, r, transport, session.Config{})
 		defer sessions[i].Close()
 	}
 	// A subscription starts at the newest group: write one first so every
@@ -131,8 +138,8 @@ func benchmarkRelayThroughput(b *testing.B, transport string, subs int) {
 			defer consumer.Close()
 			for {
 				g, err := consumer.NextGroup(ctx)
-				if err != nil || g == nil {
-					if err != nil {
+				if err != nil {
+					if !errors.Is(err, io.EOF) {
 						failed.Store(&err)
 					}
 					return
@@ -223,7 +230,7 @@ func BenchmarkSessionSetup(b *testing.B) {
 			ctx := context.Background()
 			b.ReportAllocs()
 			for b.Loop() {
-				sess := benchDial(b, ctx, r, transport, moq.Config{})
+				sess := benchDial(b, ctx, r, transport, session.Config{})
 				_ = sess.Close()
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "setups/s")
@@ -236,7 +243,7 @@ func BenchmarkSessionSetup(b *testing.B) {
 			start := time.Now()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					sess := benchDial(b, ctx, r, transport, moq.Config{})
+					sess := benchDial(b, ctx, r, transport, session.Config{})
 					_ = sess.Close()
 				}
 			})
@@ -269,9 +276,9 @@ func BenchmarkIdleSessions(b *testing.B) {
 			var bytes, goroutines float64
 			for b.Loop() {
 				heap0, g0 := heapInUse(), runtime.NumGoroutine()
-				sessions := make([]*moq.Session, idleBatch)
+				sessions := make([]*session.Session, idleBatch)
 				for i := range sessions {
-					sessions[i] = benchDial(b, ctx, r, transport, moq.Config{})
+					sessions[i] = benchDial(b, ctx, r, transport, session.Config{})
 				}
 				settle(b)
 				bytes += float64(heapInUse()-heap0) / idleBatch
@@ -307,7 +314,7 @@ func settle(b *testing.B) {
 	}
 }
 
-func closeAll(sessions []*moq.Session) {
+func closeAll(sessions []*session.Session) {
 	var wg sync.WaitGroup
 	for _, s := range sessions {
 		wg.Go(func() { _ = s.Close() })
@@ -346,10 +353,10 @@ func BenchmarkIdleSubscriptions(b *testing.B) {
 		stopServing()
 		serving.Wait()
 	}()
-	pub := benchDial(b, ctx, r, "quic", moq.Config{Publish: origin.Consume()})
+	pub := benchDial(b, ctx, r, "quic", session.Config{Publish: origin.Consume()})
 	defer pub.Close()
 	waitAnnounced(b, ctx, r, path)
-	sub := benchDial(b, ctx, r, "quic", moq.Config{})
+	sub := benchDial(b, ctx, r, "quic", session.Config{})
 	defer sub.Close()
 	remote := sub.ConsumeBroadcast(path)
 

@@ -7,7 +7,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/moqgo/moq"
+	"github.com/moqgo/moq/session"
 )
 
 // ClusterConfig joins relays into a cluster. Relays exchange their
@@ -23,13 +23,13 @@ type ClusterConfig struct {
 	// needs its own. 0 picks a random one (below 2^53, which the JavaScript
 	// peers can represent).
 	NodeID uint64
-	// Peers are the URLs of the relays to connect to, in any form moq.Dial
+	// Peers are the URLs of the relays to connect to, in any form session.Dial
 	// accepts (http:// trusts the certificate hash the peer serves, for
 	// self-signed peers). Connecting one way is enough: a connection carries
 	// broadcasts both ways. A lost connection is retried with backoff.
 	Peers []string
 	// DialOptions apply to the connections to peers.
-	DialOptions moq.DialOptions
+	DialOptions session.DialOptions
 }
 
 // Peer reconnection backoff.
@@ -90,13 +90,11 @@ func (r *Relay) runPeer(ctx context.Context, url string) {
 // peerSession runs one session with a peer: every broadcast of the relay is
 // offered, and every broadcast of the peer is taken in.
 func (r *Relay) peerSession(ctx context.Context, url string, log *slog.Logger) (connected bool, err error) {
-	publish := r.origin.Consume()
-	defer publish.Close()
 	dialCtx, cancel := context.WithTimeout(ctx, peerDialTimeout)
-	sess, err := moq.Dial(dialCtx, url, &moq.Config{
-		Publish:     publish,
+	sess, err := session.Dial(dialCtx, url, &session.Config{
+		Publish:     r.origin.Consume(),
 		Consume:     r.origin,
-		Versions:    []moq.Version{moq.Lite04},
+		Versions:    []session.Version{session.Lite04},
 		Logger:      log,
 		NodeID:      r.cluster.NodeID,
 		DialOptions: r.cluster.DialOptions,

@@ -13,6 +13,7 @@ import (
 
 	"github.com/moqgo/moq"
 	"github.com/moqgo/moq/relay"
+	"github.com/moqgo/moq/session"
 )
 
 // peerURL is how a relay reaches a peer in these tests: http://, which
@@ -39,14 +40,18 @@ type announceEvent struct {
 
 func watchAnnounces(t *testing.T, r *relay.Relay, path moq.Path) *announceLog {
 	l := &announceLog{r: r, path: path, changed: make(chan struct{})}
-	c := r.Origin().ConsumeOnly(path)
+	view, err := r.Origin().Consume().ConsumeOnly(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := view.Announcements()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		defer c.Close()
 		for {
-			a, err := c.Announced(ctx)
+			a, err := c.Next(ctx)
 			if err != nil {
 				return
 			}
@@ -104,7 +109,13 @@ func activeWith(hops ...uint64) func([]announceEvent) bool {
 
 // gone reports whether the path is no longer announced at the relay.
 func (l *announceLog) gone(events []announceEvent) bool {
-	return len(events) > 0 && !events[len(events)-1].active && l.r.Origin().ConsumeBroadcast(l.path) == nil
+	return len(events) > 0 && !events[len(events)-1].active && l.absent()
+}
+
+// absent reports whether the relay has no broadcast at the path.
+func (l *announceLog) absent() bool {
+	_, err := l.r.Origin().ConsumeBroadcast(l.path)
+	return errors.Is(err, moq.ErrNotFound)
 }
 
 // publishAt publishes a broadcast at path with a track "data" through a
@@ -118,7 +129,7 @@ func publishAt(t *testing.T, ctx context.Context, r *relay.Relay, path moq.Path)
 		t.Fatal(err)
 	}
 	t.Cleanup(track.Close)
-	dial(t, ctx, r, "quic", moq.Config{Publish: origin.Consume()})
+	dial(t, ctx, r, "quic", session.Config{Publish: origin.Consume()})
 	return broadcast, track
 }
 
@@ -127,8 +138,8 @@ func awaitGroup(ctx context.Context, t *testing.T, sub *moq.TrackConsumer, seq u
 	t.Helper()
 	for {
 		g, err := sub.NextGroup(ctx)
-		if err != nil || g == nil {
-			t.Fatalf("waiting for group %d: %v, %v", seq, g, err)
+		if err != nil {
+			t.Fatalf("waiting for group %d: %v", seq, err)
 		}
 		if g.Sequence() == seq {
 			return
@@ -175,7 +186,7 @@ func TestClusterLine(t *testing.T) {
 	}
 
 	// Data flows A -> B -> C.
-	sess := dial(t, ctx, c, "quic", moq.Config{})
+	sess := dial(t, ctx, c, "quic", session.Config{})
 	sub, err := sess.ConsumeBroadcast(path).SubscribeTrack(moq.Track{Name: "data"})
 	if err != nil {
 		t.Fatal(err)
@@ -241,7 +252,7 @@ func TestClusterTriangle(t *testing.T) {
 	logs[2].waitFor(ctx, t, "the direct path", activeWith(1))
 
 	for _, r := range []*relay.Relay{b, c} {
-		sess := dial(t, ctx, r, "quic", moq.Config{})
+		sess := dial(t, ctx, r, "quic", session.Config{})
 		sub, err := sess.ConsumeBroadcast(path).SubscribeTrack(moq.Track{Name: "data"})
 		if err != nil {
 			t.Fatal(err)

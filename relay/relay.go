@@ -19,6 +19,7 @@ import (
 
 	"github.com/moqgo/moq"
 	"github.com/moqgo/moq/internal/selfsign"
+	"github.com/moqgo/moq/session"
 	"github.com/moqgo/moq/transport"
 	"github.com/moqgo/moq/transport/qmux"
 )
@@ -54,7 +55,7 @@ type Relay struct {
 	cert        tls.Certificate
 	fingerprint string
 
-	server   *moq.Server
+	server   *session.Server
 	http     *http.Server
 	mux      *http.ServeMux
 	framings []qmux.Framing
@@ -111,8 +112,8 @@ func New(cfg Config) (*Relay, error) {
 	r.sessCtx, r.cancelSessions = context.WithCancel(context.Background())
 	r.mux = http.NewServeMux()
 	r.mux.HandleFunc("GET /certificate.sha256", r.serveFingerprint)
-	r.http = &http.Server{Handler: http.HandlerFunc(r.serveHTTP), ReadHeaderTimeout: 10 * time.Second}
-	r.server = &moq.Server{
+	r.http = &http.Server{Handler: http.HandlerFunc(r.serveHTTP), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 30 * time.Second}
+	r.server = &session.Server{
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13},
 		Logger:    log,
 	}
@@ -228,7 +229,7 @@ func (r *Relay) Run(ctx context.Context) error {
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
-			if err := r.server.Serve(pc); err != nil && !errors.Is(err, moq.ErrServerClosed) {
+			if err := r.server.Serve(pc); err != nil && !errors.Is(err, session.ErrServerClosed) {
 				errs <- fmt.Errorf("relay: QUIC on %s: %w", pc.LocalAddr(), err)
 			}
 		}()
@@ -294,19 +295,17 @@ func (r *Relay) acceptSessions(ctx context.Context) {
 
 // serveSession runs one client's session. The URL path is the session's root:
 // it sees and publishes only the broadcasts under it, with paths relative to it.
-func (r *Relay) serveSession(ctx context.Context, req *moq.Request) {
+func (r *Relay) serveSession(ctx context.Context, req *session.Request) {
 	root := moq.NewPath(req.URL.Path)
-	scoped := r.origin.WithRoot(root)
-	if scoped == nil {
-		req.Reject(moq.ErrUnauthorized)
+	scoped, err := r.origin.WithRoot(root)
+	if err != nil {
+		req.Reject(err)
 		return
 	}
-	publish := scoped.Consume()
-	defer publish.Close()
 	log := r.log.With("transport", req.Transport, "remote", req.RemoteAddr.String(), "root", root.String())
 
 	hsCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	sess, err := req.Accept(hsCtx, &moq.Config{Publish: publish, Consume: scoped, Logger: log, NodeID: r.cluster.NodeID})
+	sess, err := req.Accept(hsCtx, &session.Config{Publish: scoped.Consume(), Consume: scoped, Logger: log, NodeID: r.cluster.NodeID})
 	cancel()
 	if err != nil {
 		log.Info("session refused", "err", err)
@@ -351,9 +350,9 @@ func (r *Relay) serveWebSocket(w http.ResponseWriter, req *http.Request) {
 	remote, _ := net.ResolveTCPAddr("tcp", req.RemoteAddr)
 	u := *req.URL
 	u.Scheme, u.Host = "ws", req.Host
-	mreq := moq.NewRequest(&u, "websocket", remote, req.Header,
+	mreq := session.NewRequest(&u, "websocket", remote, req.Header,
 		func() (transport.Session, error) {
-			return qmux.AcceptFramings(w, req, moq.Protocols(), r.framings)
+			return qmux.AcceptFramings(w, req, session.Protocols(), r.framings)
 		},
 		func(err error) { http.Error(w, err.Error(), http.StatusForbidden) })
 	r.serveSession(r.sessCtx, mreq)

@@ -19,6 +19,7 @@ import (
 	"github.com/moqgo/moq"
 	"github.com/moqgo/moq/relay"
 	"github.com/moqgo/moq/relay/relaytest"
+	"github.com/moqgo/moq/session"
 	"github.com/moqgo/moq/transport/qmux"
 )
 
@@ -51,11 +52,11 @@ func relayURL(r *relay.Relay, transport string) string {
 	panic("unknown transport " + transport)
 }
 
-func dial(t *testing.T, ctx context.Context, r *relay.Relay, transport string, cfg moq.Config) *moq.Session {
+func dial(t *testing.T, ctx context.Context, r *relay.Relay, transport string, cfg session.Config) *session.Session {
 	t.Helper()
 	cfg.Fingerprint = r.Fingerprint()
 	cfg.Logger = testLogger()
-	sess, err := moq.Dial(ctx, relayURL(r, transport), &cfg)
+	sess, err := session.Dial(ctx, relayURL(r, transport), &cfg)
 	if err != nil {
 		t.Fatalf("dial %s: %v", transport, err)
 	}
@@ -117,7 +118,7 @@ func TestEndToEnd(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer track.Close()
-			pub := dial(t, ctx, r, tc.pub, moq.Config{Publish: origin.Consume()})
+			pub := dial(t, ctx, r, tc.pub, session.Config{Publish: origin.Consume()})
 
 			// Group 0 is the rendezvous: subscriptions start at the newest
 			// group, so a subscriber that received it misses nothing after.
@@ -212,13 +213,13 @@ type subResult struct {
 func subscribe(ctx context.Context, t *testing.T, r *relay.Relay, transport string, path moq.Path, ready chan<- struct{}) (res subResult) {
 	res.groups = make(map[uint64][][]byte)
 	origin := moq.NewOrigin()
-	announced := origin.Consume()
+	announced := origin.Consume().Announcements()
 	defer announced.Close()
-	dial(t, ctx, r, transport, moq.Config{Consume: origin})
+	dial(t, ctx, r, transport, session.Config{Consume: origin})
 
 	var track *moq.TrackConsumer
 	for track == nil {
-		a, err := announced.Announced(ctx)
+		a, err := announced.Next(ctx)
 		if err != nil {
 			res.err = fmt.Errorf("waiting for the announcement: %w", err)
 			return res
@@ -234,12 +235,12 @@ func subscribe(ctx context.Context, t *testing.T, r *relay.Relay, transport stri
 	first := true
 	for {
 		group, err := track.NextGroup(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
 		if err != nil {
 			res.err = fmt.Errorf("next group: %w", err)
 			return res
-		}
-		if group == nil {
-			break
 		}
 		var frames [][]byte
 		for {
@@ -264,7 +265,7 @@ func subscribe(ctx context.Context, t *testing.T, r *relay.Relay, transport stri
 		}
 	}
 	for !res.ended {
-		a, err := announced.Announced(ctx)
+		a, err := announced.Next(ctx)
 		if err != nil {
 			res.err = fmt.Errorf("waiting for the end of the broadcast: %w", err)
 			return res
@@ -312,13 +313,13 @@ func TestDialHTTPFetchesFingerprint(t *testing.T) {
 	r := startRelay(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	sess, err := moq.Dial(ctx, "http://127.0.0.1:"+strconv.Itoa(r.Port())+"/", &moq.Config{Logger: testLogger()})
+	sess, err := session.Dial(ctx, "http://127.0.0.1:"+strconv.Itoa(r.Port())+"/", &session.Config{Logger: testLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sess.Close()
-	if sess.Version() != moq.Lite04 {
-		t.Errorf("version %v, want %v", sess.Version(), moq.Lite04)
+	if sess.Version() != session.Lite04 {
+		t.Errorf("version %v, want %v", sess.Version(), session.Lite04)
 	}
 }
 
@@ -329,7 +330,7 @@ func TestSubscribeUnknownBroadcast(t *testing.T) {
 	defer cancel()
 	for _, transport := range []string{"quic", "webtransport", "websocket"} {
 		t.Run(transport, func(t *testing.T) {
-			sess := dial(t, ctx, r, transport, moq.Config{})
+			sess := dial(t, ctx, r, transport, session.Config{})
 			track, err := sess.ConsumeBroadcast(moq.NewPath("nobody/here")).SubscribeTrack(moq.Track{Name: "x"})
 			if err != nil {
 				t.Fatal(err)
@@ -357,11 +358,15 @@ func TestShutdownClosesSessionsCleanly(t *testing.T) {
 			origin := moq.NewOrigin()
 			broadcast, _ := origin.CreateBroadcast(moq.NewPath("live"))
 			defer broadcast.Close()
-			sess := dial(t, ctx, r, transport, moq.Config{Publish: origin.Consume()})
+			sess := dial(t, ctx, r, transport, session.Config{Publish: origin.Consume()})
 			// The relay serves the session once it has its announcement.
-			announced := r.Origin().ConsumeOnly(moq.NewPath("live"))
+			view, err := r.Origin().Consume().ConsumeOnly(moq.NewPath("live"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			announced := view.Announcements()
 			defer announced.Close()
-			if _, err := announced.Announced(ctx); err != nil {
+			if _, err := announced.Next(ctx); err != nil {
 				t.Fatal(err)
 			}
 			r.Close()

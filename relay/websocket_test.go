@@ -15,6 +15,7 @@ import (
 
 	"github.com/moqgo/moq"
 	"github.com/moqgo/moq/internal/selfsign"
+	"github.com/moqgo/moq/session"
 	"github.com/moqgo/moq/transport/qmux"
 )
 
@@ -24,7 +25,7 @@ func TestWebSocketBadPeer(t *testing.T) {
 	r := startRelay(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	good := dial(t, ctx, r, "websocket", moq.Config{})
+	good := dial(t, ctx, r, "websocket", session.Config{})
 
 	cases := []struct {
 		name  string
@@ -124,7 +125,7 @@ func TestDialWebSocketFallback(t *testing.T) {
 	var (
 		mu       sync.Mutex
 		closed   bool
-		sessions []*moq.Session
+		sessions []*session.Session
 		handlers sync.WaitGroup
 	)
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
@@ -137,11 +138,11 @@ func TestDialWebSocketFallback(t *testing.T) {
 		handlers.Add(1)
 		mu.Unlock()
 		defer handlers.Done()
-		conn, err := qmux.Accept(w, req, moq.Protocols())
+		conn, err := qmux.Accept(w, req, session.Protocols())
 		if err != nil {
 			return
 		}
-		sess, err := moq.Accept(req.Context(), conn, &moq.Config{Publish: origin.Consume(), Logger: testLogger()})
+		sess, err := session.Accept(req.Context(), conn, &session.Config{Publish: origin.Consume(), Logger: testLogger()})
 		if err != nil {
 			return
 		}
@@ -167,15 +168,15 @@ func TestDialWebSocketFallback(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		client := moq.NewOrigin()
 		start := time.Now()
-		sess, err := moq.Dial(ctx, url, &moq.Config{Consume: client, Logger: testLogger(),
-			DialOptions: moq.DialOptions{Fingerprint: selfsign.Fingerprint(cert), WebSocketFallback: true}})
+		sess, err := session.Dial(ctx, url, &session.Config{Consume: client, Logger: testLogger(),
+			DialOptions: session.DialOptions{Fingerprint: selfsign.Fingerprint(cert), WebSocketFallback: true}})
 		if err != nil {
 			cancel()
 			t.Fatalf("attempt %d: %v", attempt, err)
 		}
 		elapsed := time.Since(start)
-		announced := client.Consume()
-		if _, err := announced.Announced(ctx); err != nil {
+		announced := client.Consume().Announcements()
+		if _, err := announced.Next(ctx); err != nil {
 			t.Fatalf("attempt %d: no announcement over the WebSocket session: %v", attempt, err)
 		}
 		announced.Close()

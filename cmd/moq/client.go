@@ -14,8 +14,8 @@ import (
 
 	quicgo "github.com/quic-go/quic-go"
 
-	"github.com/moqgo/moq"
 	"github.com/moqgo/moq/internal/selfsign"
+	"github.com/moqgo/moq/session"
 )
 
 // clientFlags are the flags every client command shares.
@@ -80,11 +80,11 @@ func newLogger(level string, w io.Writer) (*slog.Logger, error) {
 }
 
 // dial connects with the shared flags and explains common failures.
-func (c *clientFlags) dial(ctx context.Context, cfg moq.Config, stderr io.Writer) (*moq.Session, error) {
+func (c *clientFlags) dial(ctx context.Context, cfg session.Config, stderr io.Writer) (*session.Session, error) {
 	if err := c.configure(&cfg, stderr); err != nil {
 		return nil, err
 	}
-	sess, err := moq.Dial(ctx, c.url, &cfg)
+	sess, err := session.Dial(ctx, c.url, &cfg)
 	if err != nil {
 		return nil, explainDial(c.url, err)
 	}
@@ -92,11 +92,11 @@ func (c *clientFlags) dial(ctx context.Context, cfg moq.Config, stderr io.Writer
 }
 
 // dialClient is dial for a Client that reconnects after a lost session.
-func (c *clientFlags) dialClient(ctx context.Context, cfg moq.Config, stderr io.Writer) (*moq.Client, error) {
+func (c *clientFlags) dialClient(ctx context.Context, cfg session.Config, stderr io.Writer) (*session.Client, error) {
 	if err := c.configure(&cfg, stderr); err != nil {
 		return nil, err
 	}
-	client, err := moq.DialClient(ctx, c.url, &cfg, moq.Reconnect(moq.DefaultBackoff))
+	client, err := session.DialClient(ctx, c.url, &cfg, session.Reconnect(session.DefaultBackoff))
 	if err != nil {
 		return nil, explainDial(c.url, err)
 	}
@@ -104,7 +104,7 @@ func (c *clientFlags) dialClient(ctx context.Context, cfg moq.Config, stderr io.
 }
 
 // configure applies the shared flags to cfg.
-func (c *clientFlags) configure(cfg *moq.Config, stderr io.Writer) error {
+func (c *clientFlags) configure(cfg *session.Config, stderr io.Writer) error {
 	log, err := newLogger(c.logLevel, stderr)
 	if err != nil {
 		return err
@@ -125,7 +125,7 @@ func explainDial(url string, err error) error {
 	var idle *quicgo.IdleTimeoutError
 	var handshake *quicgo.HandshakeTimeoutError
 	switch {
-	case errors.Is(err, moq.ErrUnsupportedURL):
+	case errors.Is(err, session.ErrUnsupportedURL):
 		return err
 	case errors.As(err, &idle), errors.As(err, &handshake), errors.Is(err, syscall.ECONNREFUSED),
 		errors.Is(err, context.DeadlineExceeded):

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/moqgo/moq"
+	"github.com/moqgo/moq/session"
 )
 
 // The clock is the reference implementation's "hello world", wire-compatible
@@ -42,9 +43,9 @@ func runClock(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 
 func clockPub(ctx context.Context, c *clientFlags, stderr io.Writer) error {
 	origin := moq.NewOrigin()
-	broadcast, ok := origin.CreateBroadcast(moq.NewPath(c.broadcast))
-	if !ok {
-		return fmt.Errorf("cannot publish broadcast %q", c.broadcast)
+	broadcast, err := origin.CreateBroadcast(moq.NewPath(c.broadcast))
+	if err != nil {
+		return fmt.Errorf("cannot publish broadcast %q: %w", c.broadcast, err)
 	}
 	defer broadcast.Close()
 	track, err := broadcast.CreateTrack(moq.Track{Name: c.track})
@@ -53,7 +54,7 @@ func clockPub(ctx context.Context, c *clientFlags, stderr io.Writer) error {
 	}
 	defer track.Close()
 
-	sess, err := c.dial(ctx, moq.Config{Publish: origin.Consume()}, stderr)
+	sess, err := c.dial(ctx, session.Config{Publish: origin.Consume()}, stderr)
 	if err != nil {
 		return err
 	}
@@ -129,11 +130,13 @@ func writeMinute(ctx context.Context, group *moq.GroupProducer, t time.Time, now
 func clockSub(ctx context.Context, c *clientFlags, stdout, stderr io.Writer) error {
 	path := moq.NewPath(c.broadcast)
 	origin := moq.NewOrigin()
-	consume := origin.PublishOnly(path)
-	announced := origin.ConsumeOnly(path)
+	// The new origin allows every path.
+	consume, _ := origin.PublishOnly(path)
+	view, _ := origin.Consume().ConsumeOnly(path)
+	announced := view.Announcements()
 	defer announced.Close()
 
-	sess, err := c.dial(ctx, moq.Config{Consume: consume}, stderr)
+	sess, err := c.dial(ctx, session.Config{Consume: consume}, stderr)
 	if err != nil {
 		return err
 	}
@@ -144,7 +147,7 @@ func clockSub(ctx context.Context, c *clientFlags, stdout, stderr io.Writer) err
 	defer func() { stopPrinting() }()
 	printed := make(chan error, 1)
 	for {
-		a, err := announced.Announced(ctx)
+		a, err := announced.Next(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil

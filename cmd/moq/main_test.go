@@ -83,9 +83,13 @@ func TestPubSub(t *testing.T) {
 	if _, err := io.WriteString(feed, "line 0\n"); err != nil {
 		t.Fatal(err)
 	}
-	announced := r.Origin().ConsumeOnly(moq.NewPath("cli/test"))
+	view, err := r.Origin().Consume().ConsumeOnly(moq.NewPath("cli/test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	announced := view.Announcements()
 	defer announced.Close()
-	if _, err := announced.Announced(ctx); err != nil {
+	if _, err := announced.Next(ctx); err != nil {
 		t.Fatalf("pub never announced: %v; stderr: %s", err, pubErr)
 	}
 

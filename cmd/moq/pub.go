@@ -10,6 +10,7 @@ import (
 	"io"
 
 	"github.com/moqgo/moq"
+	"github.com/moqgo/moq/session"
 )
 
 // runPub publishes stdin as one track. Framing: every line (without its "\n")
@@ -36,9 +37,9 @@ func runPub(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	}
 
 	origin := moq.NewOrigin()
-	broadcast, ok := origin.CreateBroadcast(moq.NewPath(c.broadcast))
-	if !ok {
-		return fmt.Errorf("cannot publish broadcast %q", c.broadcast)
+	broadcast, err := origin.CreateBroadcast(moq.NewPath(c.broadcast))
+	if err != nil {
+		return fmt.Errorf("cannot publish broadcast %q: %w", c.broadcast, err)
 	}
 	defer broadcast.Close()
 	track, err := broadcast.CreateTrack(moq.Track{Name: c.track})
@@ -47,7 +48,7 @@ func runPub(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	}
 	defer track.Close()
 
-	sess, err := c.dial(ctx, moq.Config{Publish: origin.Consume()}, stderr)
+	sess, err := c.dial(ctx, session.Config{Publish: origin.Consume()}, stderr)
 	if err != nil {
 		return err
 	}

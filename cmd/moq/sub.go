@@ -8,6 +8,7 @@ import (
 	"io"
 
 	"github.com/moqgo/moq"
+	"github.com/moqgo/moq/session"
 )
 
 // runSub prints one track of a broadcast to stdout, each frame followed by
@@ -29,22 +30,23 @@ func runSub(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		return err
 	}
 
-	var broadcast *moq.BroadcastConsumer
+	var broadcast *session.RemoteBroadcast
 	if *reconnect {
-		client, err := c.dialClient(ctx, moq.Config{}, stderr)
+		client, err := c.dialClient(ctx, session.Config{}, stderr)
 		if err != nil {
 			return err
 		}
 		defer client.Close()
 		broadcast = client.ConsumeBroadcast(moq.NewPath(c.broadcast))
 	} else {
-		sess, err := c.dial(ctx, moq.Config{}, stderr)
+		sess, err := c.dial(ctx, session.Config{}, stderr)
 		if err != nil {
 			return err
 		}
 		defer sess.Close()
 		broadcast = sess.ConsumeBroadcast(moq.NewPath(c.broadcast))
 	}
+	defer broadcast.Close()
 	track, err := broadcast.SubscribeTrack(moq.Track{Name: c.track})
 	if err != nil {
 		return err
@@ -63,16 +65,11 @@ func runSub(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 // printTrack writes every frame of every group, in arrival order. A group
 // that fails part-way (dropped by the publisher or the relay) is skipped.
 func printTrack(ctx context.Context, track *moq.TrackConsumer, w io.Writer) error {
-	for {
-		group, err := track.NextGroup(ctx)
+	for group, err := range track.Groups(ctx) {
 		if err != nil {
 			return err
 		}
-		if group == nil {
-			return nil
-		}
-		for {
-			frame, err := group.ReadFrame(ctx)
+		for frame, err := range group.Frames(ctx) {
 			if err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
@@ -84,4 +81,5 @@ func printTrack(ctx context.Context, track *moq.TrackConsumer, w io.Writer) erro
 			}
 		}
 	}
+	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/moqgo/moq"
+	"github.com/moqgo/moq/session"
 )
 
 // Limits on the knobs, to catch typos before they melt the machine.
@@ -64,10 +65,10 @@ type Config struct {
 	// spaced; the final summary covers the time after it.
 	Startup time.Duration `toml:"startup"`
 
-	// URL is the relay: http://, https:// or moqt:// as for moq.Dial.
+	// URL is the relay: http://, https:// or moqt:// as for session.Dial.
 	URL string `toml:"-"`
 	// Dial holds the TLS trust settings for URL.
-	Dial moq.DialOptions `toml:"-"`
+	Dial session.DialOptions `toml:"-"`
 	// Prefix is the path under which the run's broadcasts are published, so
 	// that runs sharing a relay do not see each other's broadcasts.
 	Prefix string `toml:"-"`

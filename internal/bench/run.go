@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/moqgo/moq"
+	"github.com/moqgo/moq/session"
 )
 
 const (
@@ -282,17 +283,17 @@ func (e *engine) runConn(i int, at time.Time, sh shape, rng *rand.Rand) {
 	}
 
 	publish := moq.NewOrigin()
-	cfg := moq.Config{DialOptions: e.cfg.Dial, Logger: e.log.With("connection", i)}
+	cfg := session.Config{DialOptions: e.cfg.Dial, Logger: e.log.With("connection", i)}
 	if sh.publish > 0 {
 		cfg.Publish = publish.Consume()
-		defer cfg.Publish.Close()
 	}
 	prefix := moq.NewPath(e.cfg.Prefix)
 	if sh.subscribe > 0 {
-		cfg.Consume = moq.NewOrigin().PublishOnly(prefix)
+		// The empty origin allows every prefix.
+		cfg.Consume, _ = moq.NewOrigin().PublishOnly(prefix)
 	}
 	ctx, cancel := context.WithTimeout(e.pubCtx, dialTimeout)
-	sess, err := moq.Dial(ctx, e.cfg.URL, &cfg)
+	sess, err := session.Dial(ctx, e.cfg.URL, &cfg)
 	cancel()
 	if err != nil {
 		if e.pubCtx.Err() != nil {
@@ -321,7 +322,7 @@ func (e *engine) runConn(i int, at time.Time, sh shape, rng *rand.Rand) {
 	}
 	if sh.subscribe > 0 {
 		e.subWG.Add(1)
-		go e.subscribeLoop(ctx, cfg.Consume.Consume(), own, sh.subscribe, rng.Uint64())
+		go e.subscribeLoop(ctx, cfg.Consume.Consume().Announcements(), own, sh.subscribe, rng.Uint64())
 	}
 
 	select {
@@ -351,9 +352,9 @@ func (e *engine) publishBroadcast(ctx context.Context, origin *moq.OriginProduce
 	}
 	for gen := 0; ctx.Err() == nil; gen++ {
 		path := own.Join(moq.NewPath(fmt.Sprintf("b%d-%d", b, gen)))
-		broadcast, ok := origin.CreateBroadcast(path)
-		if !ok {
-			e.log.Warn("cannot publish", "broadcast", path)
+		broadcast, err := origin.CreateBroadcast(path)
+		if err != nil {
+			e.log.Warn("cannot publish", "broadcast", path, "err", err)
 			return
 		}
 		track, err := broadcast.CreateTrack(moq.Track{Name: trackName})
@@ -425,7 +426,7 @@ func (e *engine) publishTrack(ctx context.Context, track *moq.TrackProducer, id 
 
 // subscribeLoop keeps want subscriptions running to broadcasts announced by
 // other connections, replacing each one that ends, until ctx is done.
-func (e *engine) subscribeLoop(ctx context.Context, announced *moq.OriginConsumer, own moq.Path, want int, seed uint64) {
+func (e *engine) subscribeLoop(ctx context.Context, announced *moq.Announcements, own moq.Path, want int, seed uint64) {
 	defer e.subWG.Done()
 	defer announced.Close()
 	rng := rand.New(rand.NewPCG(seed, 0))
@@ -435,7 +436,7 @@ func (e *engine) subscribeLoop(ctx context.Context, announced *moq.OriginConsume
 	go func() {
 		defer e.subWG.Done()
 		for {
-			a, err := announced.Announced(ctx)
+			a, err := announced.Next(ctx)
 			if err != nil {
 				return
 			}

@@ -101,17 +101,21 @@ func waitNoBroadcasts(t *testing.T, r *relay.Relay, prefix string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	announced := r.Origin().ConsumeOnly(moq.NewPath(prefix))
+	view, err := r.Origin().Consume().ConsumeOnly(moq.NewPath(prefix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	announced := view.Announcements()
 	defer announced.Close()
 	active := make(map[moq.Path]bool)
 	for {
-		a, ok := announced.TryAnnounced()
+		a, ok := announced.TryNext()
 		if !ok {
 			if len(active) == 0 {
 				return
 			}
 			var err error
-			if a, err = announced.Announced(ctx); err != nil {
+			if a, err = announced.Next(ctx); err != nil {
 				t.Fatalf("the relay still has %d broadcasts of the run: %v", len(active), active)
 			}
 		}

@@ -7,16 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"reflect"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/moqgo/moq/internal/lite"
+	"github.com/moqgo/moq/internal/vectortest"
 	"github.com/moqgo/moq/internal/wire"
 )
 
@@ -49,23 +47,10 @@ type vector struct {
 	Framing string                     `json:"framing"`
 }
 
-func vectorDir(t testing.TB) string {
-	t.Helper()
-	_, file, _, ok := runtime.Caller(0)
-	if !ok {
-		t.Fatal("cannot locate test file")
-	}
-	return filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "vectors")
-}
-
 func loadFile(t testing.TB, name string) vectorFile {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(vectorDir(t), name))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var f vectorFile
-	if err := json.Unmarshal(raw, &f); err != nil {
+	if err := json.Unmarshal(vectortest.Load(t, name), &f); err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
 	if len(f.Vectors) == 0 {

@@ -6,27 +6,14 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/moqgo/moq/internal/path"
+	"github.com/moqgo/moq/internal/vectortest"
 	"github.com/moqgo/moq/internal/wire"
 )
-
-// vectorDir returns the shared vector directory, located relative to this
-// test file: <repo>/../shared/vectors.
-func vectorDir(t testing.TB) string {
-	t.Helper()
-	_, file, _, ok := runtime.Caller(0)
-	if !ok {
-		t.Fatal("cannot locate test file")
-	}
-	return filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "vectors")
-}
 
 type vectorFile struct {
 	Source  string   `json:"source"`
@@ -48,12 +35,8 @@ type vector struct {
 
 func loadVarintVectors(t testing.TB) vectorFile {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(vectorDir(t), "varint.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var f vectorFile
-	if err := json.Unmarshal(raw, &f); err != nil {
+	if err := json.Unmarshal(vectortest.Load(t, "varint.json"), &f); err != nil {
 		t.Fatal(err)
 	}
 	if len(f.Vectors) == 0 {

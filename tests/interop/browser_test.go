@@ -20,6 +20,7 @@ import (
 	"github.com/moqgo/moq"
 	"github.com/moqgo/moq/relay"
 	"github.com/moqgo/moq/relay/relaytest"
+	"github.com/moqgo/moq/session"
 )
 
 const browserGroups uint64 = 100
@@ -46,7 +47,7 @@ func TestBrowser(t *testing.T) {
 	}
 	defer goTrack.Close()
 	writeGoGroup(t, goTrack, "t0", 0)
-	e.dialGo(t, ctx, moq.Config{Publish: origin.Consume()})
+	e.dialGo(t, ctx, session.Config{Publish: origin.Consume()})
 	e.waitAnnounced(t, ctx, "browser/go")
 
 	page := startPage(t, chromium, url.Values{
@@ -71,7 +72,7 @@ func TestBrowser(t *testing.T) {
 
 	// Browser → Go.
 	e.waitAnnounced(t, ctx, "browser/js")
-	sub := e.dialGo(t, ctx, moq.Config{})
+	sub := e.dialGo(t, ctx, session.Config{})
 	jsTrack, err := sub.ConsumeBroadcast(moq.NewPath("browser/js")).SubscribeTrack(moq.Track{Name: "t0"})
 	if err != nil {
 		t.Fatal(err)

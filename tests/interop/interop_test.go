@@ -28,6 +28,7 @@ import (
 	"github.com/moqgo/moq"
 	"github.com/moqgo/moq/relay"
 	"github.com/moqgo/moq/relay/relaytest"
+	"github.com/moqgo/moq/session"
 	"github.com/moqgo/moq/transport/qmux"
 )
 
@@ -138,11 +139,11 @@ func (e *env) path(t *testing.T) string {
 }
 
 // dialGo connects a Go client to the relay over raw QUIC.
-func (e *env) dialGo(t *testing.T, ctx context.Context, cfg moq.Config) *moq.Session {
+func (e *env) dialGo(t *testing.T, ctx context.Context, cfg session.Config) *session.Session {
 	t.Helper()
 	cfg.Fingerprint = e.relay.Fingerprint()
 	cfg.Logger = testLogger()
-	sess, err := moq.Dial(ctx, "moqt://127.0.0.1:"+strconv.Itoa(e.relay.Port()), &cfg)
+	sess, err := session.Dial(ctx, "moqt://127.0.0.1:"+strconv.Itoa(e.relay.Port()), &cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,10 +154,14 @@ func (e *env) dialGo(t *testing.T, ctx context.Context, cfg moq.Config) *moq.Ses
 // waitAnnounced waits until the relay knows the broadcast.
 func (e *env) waitAnnounced(t *testing.T, ctx context.Context, path string) {
 	t.Helper()
-	c := e.relay.Origin().ConsumeOnly(moq.NewPath(path))
+	view, err := e.relay.Origin().Consume().ConsumeOnly(moq.NewPath(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := view.Announcements()
 	defer c.Close()
 	for {
-		a, err := c.Announced(ctx)
+		a, err := c.Next(ctx)
 		if err != nil {
 			t.Fatalf("relay never saw %s: %v", path, err)
 		}
@@ -341,7 +346,7 @@ func testJSPublish(t *testing.T, e *env, ctx context.Context) {
 	e.waitAnnounced(t, ctx, path)
 
 	// Group 0 is the rendezvous: a subscription starts at the newest group.
-	sess := e.dialGo(t, ctx, moq.Config{})
+	sess := e.dialGo(t, ctx, session.Config{})
 	goResults := make(chan goTrackResult, len(interopTracks))
 	goFirst := make(chan struct{}, len(interopTracks))
 	broadcast := sess.ConsumeBroadcast(moq.NewPath(path))
@@ -392,12 +397,12 @@ func readGoTrack(ctx context.Context, track *moq.TrackConsumer, name string, fir
 	start := uint64(0)
 	for {
 		group, err := track.NextGroup(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
 		if err != nil {
 			res.err = fmt.Errorf("next group: %w", err)
 			return res
-		}
-		if group == nil {
-			break
 		}
 		seq := group.Sequence()
 		f := 0
@@ -489,7 +494,7 @@ func testGoPublish(t *testing.T, e *env, ctx context.Context) {
 		writeGoGroup(t, track, name, 0)
 		tracks = append(tracks, track)
 	}
-	pub := e.dialGo(t, ctx, moq.Config{Publish: origin.Consume()})
+	pub := e.dialGo(t, ctx, session.Config{Publish: origin.Consume()})
 	e.waitAnnounced(t, ctx, path)
 
 	sub := e.startJS(t, ctx, "subscribe.mjs", "--broadcast", path, "--tracks", strings.Join(interopTracks, ","),
@@ -597,11 +602,11 @@ func testJSAnnounced(t *testing.T, e *env, ctx context.Context) {
 			t.Fatalf("announcement %v, want %s/%s active=%v", ev, prefix, name, active)
 		}
 	}
-	publisher := func(name string) *moq.Session {
+	publisher := func(name string) *session.Session {
 		origin := moq.NewOrigin()
 		b, _ := origin.CreateBroadcast(moq.NewPath(prefix, name))
 		t.Cleanup(b.Close)
-		return e.dialGo(t, ctx, moq.Config{Publish: origin.Consume()})
+		return e.dialGo(t, ctx, session.Config{Publish: origin.Consume()})
 	}
 	a := publisher("a")
 	expect("a", true)

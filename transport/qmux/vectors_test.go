@@ -5,18 +5,14 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/moqgo/moq/internal/vectortest"
 	"github.com/moqgo/moq/internal/wire"
 )
-
-// vectorsDir is /work/shared/vectors, found relative to this package.
-var vectorsDir = filepath.Join("..", "..", "..", "shared", "vectors")
 
 type vectorFile struct {
 	Limits struct {
@@ -54,12 +50,8 @@ type vector struct {
 
 func loadVectors(tb testing.TB) *vectorFile {
 	tb.Helper()
-	raw, err := os.ReadFile(filepath.Join(vectorsDir, "qmux.json"))
-	if err != nil {
-		tb.Fatal(err)
-	}
 	var f vectorFile
-	if err := json.Unmarshal(raw, &f); err != nil {
+	if err := json.Unmarshal(vectortest.Load(tb, "qmux.json"), &f); err != nil {
 		tb.Fatal(err)
 	}
 	if len(f.Vectors) == 0 {

@@ -17,6 +17,7 @@ import (
 	quicgo "github.com/quic-go/quic-go"
 
 	"github.com/moqgo/moq/transport"
+	"github.com/moqgo/moq/transport/internal/quicadapt"
 )
 
 // DefaultConfig returns the quic-go configuration moq endpoints use: a 30 s
@@ -97,44 +98,15 @@ func Wrap(conn *quicgo.Conn) transport.Session {
 	context.AfterFunc(conn.Context(), func() {
 		cancel(MapError(context.Cause(conn.Context())))
 	})
-	return &session{conn: conn, ctx: ctx}
+	return &session{Streams: quicadapt.NewStreams(conn, &library), conn: conn, ctx: ctx}
 }
 
+// session adapts a quic-go connection; the embedded Streams adapt its
+// streams.
 type session struct {
+	quicadapt.Streams
 	conn *quicgo.Conn
 	ctx  context.Context
-}
-
-func (s *session) OpenStream(ctx context.Context) (transport.Stream, error) {
-	str, err := s.conn.OpenStreamSync(ctx)
-	if err != nil {
-		return nil, MapError(err)
-	}
-	return &stream{str: str}, nil
-}
-
-func (s *session) OpenUniStream(ctx context.Context) (transport.SendStream, error) {
-	str, err := s.conn.OpenUniStreamSync(ctx)
-	if err != nil {
-		return nil, MapError(err)
-	}
-	return &sendStream{str: str}, nil
-}
-
-func (s *session) AcceptStream(ctx context.Context) (transport.Stream, error) {
-	str, err := s.conn.AcceptStream(ctx)
-	if err != nil {
-		return nil, MapError(err)
-	}
-	return &stream{str: str}, nil
-}
-
-func (s *session) AcceptUniStream(ctx context.Context) (transport.ReceiveStream, error) {
-	str, err := s.conn.AcceptUniStream(ctx)
-	if err != nil {
-		return nil, MapError(err)
-	}
-	return &receiveStream{str: str}, nil
 }
 
 // CloseWithError closes the connection and returns once Context is done.
@@ -169,47 +141,18 @@ func Stats(conn *quicgo.Conn) transport.ConnectionStats {
 	}
 }
 
-// stream adapts a bidirectional quic-go stream.
-type stream struct{ str *quicgo.Stream }
-
-func (s *stream) Read(p []byte) (int, error) {
-	n, err := s.str.Read(p)
-	return n, MapError(err)
+// library adapts quic-go's streams: errors go through [MapError] and
+// SetPriority through setPriority.
+var library = quicadapt.Library[*quicgo.Stream, *quicgo.SendStream, quicgo.StreamErrorCode]{
+	MapError:       MapError,
+	SetPriority:    setPriority[*quicgo.Stream],
+	SetUniPriority: setPriority[*quicgo.SendStream],
 }
 
-func (s *stream) Write(p []byte) (int, error) {
-	n, err := s.str.Write(p)
-	return n, MapError(err)
+// setPriority sets the send urgency of a quic-go stream, in incremental mode.
+func setPriority[S interface{ SetPriority(int8, bool) }](str S, urgency int) {
+	str.SetPriority(clampUrgency(urgency), incremental)
 }
-
-func (s *stream) Close() error             { return MapError(s.str.Close()) }
-func (s *stream) CancelWrite(code uint32)  { s.str.CancelWrite(quicgo.StreamErrorCode(code)) }
-func (s *stream) CancelRead(code uint32)   { s.str.CancelRead(quicgo.StreamErrorCode(code)) }
-func (s *stream) SetPriority(urgency int)  { s.str.SetPriority(clampUrgency(urgency), incremental) }
-func (s *stream) Context() context.Context { return s.str.Context() }
-
-// sendStream adapts a unidirectional quic-go send stream.
-type sendStream struct{ str *quicgo.SendStream }
-
-func (s *sendStream) Write(p []byte) (int, error) {
-	n, err := s.str.Write(p)
-	return n, MapError(err)
-}
-
-func (s *sendStream) Close() error             { return MapError(s.str.Close()) }
-func (s *sendStream) CancelWrite(code uint32)  { s.str.CancelWrite(quicgo.StreamErrorCode(code)) }
-func (s *sendStream) SetPriority(urgency int)  { s.str.SetPriority(clampUrgency(urgency), incremental) }
-func (s *sendStream) Context() context.Context { return s.str.Context() }
-
-// receiveStream adapts a unidirectional quic-go receive stream.
-type receiveStream struct{ str *quicgo.ReceiveStream }
-
-func (s *receiveStream) Read(p []byte) (int, error) {
-	n, err := s.str.Read(p)
-	return n, MapError(err)
-}
-
-func (s *receiveStream) CancelRead(code uint32) { s.str.CancelRead(quicgo.StreamErrorCode(code)) }
 
 // incremental makes streams of one urgency share it round-robin. quic-go's
 // other mode, one stream at a time in stream ID order, stalls a whole
@@ -248,9 +191,6 @@ func saturate(code uint64) uint32 {
 }
 
 var (
-	_ transport.Session       = (*session)(nil)
-	_ transport.Stats         = (*session)(nil)
-	_ transport.Stream        = (*stream)(nil)
-	_ transport.SendStream    = (*sendStream)(nil)
-	_ transport.ReceiveStream = (*receiveStream)(nil)
+	_ transport.Session = (*session)(nil)
+	_ transport.Stats   = (*session)(nil)
 )

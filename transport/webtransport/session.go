@@ -28,6 +28,7 @@ import (
 	wt "github.com/quic-go/webtransport-go"
 
 	"github.com/moqgo/moq/transport"
+	"github.com/moqgo/moq/transport/internal/quicadapt"
 	quictransport "github.com/moqgo/moq/transport/quic"
 )
 
@@ -38,8 +39,10 @@ const (
 	maxLinger = 3 * time.Second
 )
 
-// session adapts a webtransport-go session and owns its QUIC connection.
+// session adapts a webtransport-go session and owns its QUIC connection;
+// the embedded Streams adapt its streams.
 type session struct {
+	quicadapt.Streams
 	sess *wt.Session
 	conn *quicgo.Conn
 	ctx  context.Context
@@ -49,7 +52,7 @@ type session struct {
 // has ended and the connection is closed.
 func wrap(sess *wt.Session, conn *quicgo.Conn, onDone func()) *session {
 	ctx, cancel := context.WithCancelCause(context.Background())
-	s := &session{sess: sess, conn: conn, ctx: ctx}
+	s := &session{Streams: quicadapt.NewStreams(sess, &library), sess: sess, conn: conn, ctx: ctx}
 	context.AfterFunc(sess.Context(), func() {
 		s.finish(cancel)
 		if onDone != nil {
@@ -126,38 +129,6 @@ func (s *session) closeConn(code quicgo.ApplicationErrorCode, reason string) {
 	_ = s.conn.CloseWithError(code, reason)
 }
 
-func (s *session) OpenStream(ctx context.Context) (transport.Stream, error) {
-	str, err := s.sess.OpenStreamSync(ctx)
-	if err != nil {
-		return nil, mapError(err)
-	}
-	return &stream{str: str}, nil
-}
-
-func (s *session) OpenUniStream(ctx context.Context) (transport.SendStream, error) {
-	str, err := s.sess.OpenUniStreamSync(ctx)
-	if err != nil {
-		return nil, mapError(err)
-	}
-	return &sendStream{str: str}, nil
-}
-
-func (s *session) AcceptStream(ctx context.Context) (transport.Stream, error) {
-	str, err := s.sess.AcceptStream(ctx)
-	if err != nil {
-		return nil, mapError(err)
-	}
-	return &stream{str: str}, nil
-}
-
-func (s *session) AcceptUniStream(ctx context.Context) (transport.ReceiveStream, error) {
-	str, err := s.sess.AcceptUniStream(ctx)
-	if err != nil {
-		return nil, mapError(err)
-	}
-	return &receiveStream{str: str}, nil
-}
-
 // CloseWithError sends a WT_CLOSE_SESSION capsule and returns once Context
 // is done; the QUIC connection is closed in the background.
 func (s *session) CloseWithError(code uint32, reason string) error {
@@ -179,71 +150,21 @@ func (s *session) RemoteAddr() net.Addr { return s.sess.RemoteAddr() }
 // QUIC connection the session owns.
 func (s *session) ConnectionStats() transport.ConnectionStats { return quictransport.Stats(s.conn) }
 
-// stream adapts a bidirectional WebTransport stream.
-type stream struct {
-	str         *wt.Stream
-	read, write cancel
+// library adapts webtransport-go's streams: errors go through mapError, each
+// side of a stream gets a cancel, and there are no send priorities, so
+// SetPriority does nothing.
+var library = quicadapt.Library[*wt.Stream, *wt.SendStream, wt.StreamErrorCode]{
+	MapError:     mapError,
+	NewCanceller: func() quicadapt.Canceller[wt.StreamErrorCode] { return new(cancel) },
 }
 
-func (s *stream) Read(p []byte) (int, error) {
-	n, err := s.str.Read(p)
-	return n, s.read.mapError(err)
-}
-
-func (s *stream) Write(p []byte) (int, error) {
-	n, err := s.str.Write(p)
-	return n, s.write.mapError(err)
-}
-
-func (s *stream) Close() error { return mapError(s.str.Close()) }
-func (s *stream) CancelWrite(code uint32) {
-	s.write.cancel(code, s.str.CancelWrite, s.str.SetWriteDeadline)
-}
-func (s *stream) CancelRead(code uint32) {
-	s.read.cancel(code, s.str.CancelRead, s.str.SetReadDeadline)
-}
-func (s *stream) SetPriority(int)          {}
-func (s *stream) Context() context.Context { return s.str.Context() }
-
-// sendStream adapts a unidirectional WebTransport send stream.
-type sendStream struct {
-	str   *wt.SendStream
-	write cancel
-}
-
-func (s *sendStream) Write(p []byte) (int, error) {
-	n, err := s.str.Write(p)
-	return n, s.write.mapError(err)
-}
-
-func (s *sendStream) Close() error { return mapError(s.str.Close()) }
-func (s *sendStream) CancelWrite(code uint32) {
-	s.write.cancel(code, s.str.CancelWrite, s.str.SetWriteDeadline)
-}
-func (s *sendStream) SetPriority(int)          {}
-func (s *sendStream) Context() context.Context { return s.str.Context() }
-
-// receiveStream adapts a unidirectional WebTransport receive stream.
-type receiveStream struct {
-	str  *wt.ReceiveStream
-	read cancel
-}
-
-func (s *receiveStream) Read(p []byte) (int, error) {
-	n, err := s.str.Read(p)
-	return n, s.read.mapError(err)
-}
-
-func (s *receiveStream) CancelRead(code uint32) {
-	s.read.cancel(code, s.str.CancelRead, s.str.SetReadDeadline)
-}
-
-// cancel makes CancelRead or CancelWrite release a Read or Write blocked on
-// the same side of the stream. webtransport-go (v0.13.0) parks a call that
-// saw the peer's session-gone reset until the session closes the stream; but
-// a stream closed locally has already left the session, so that call would
-// never return. An expired deadline releases it, and the call then reports
-// the local cancellation like any Read or Write after the cancel.
+// cancel is the [quicadapt.Canceller] of one side of a stream: it makes
+// CancelRead or CancelWrite release a Read or Write blocked on that side.
+// webtransport-go (v0.13.0) parks a call that saw the peer's session-gone
+// reset until the session closes the stream; but a stream closed locally has
+// already left the session, so that call would never return. An expired
+// deadline releases it, and the call then reports the local cancellation like
+// any Read or Write after the cancel.
 type cancel struct {
 	err atomic.Pointer[transport.StreamError]
 }
@@ -251,16 +172,16 @@ type cancel struct {
 // expired is a deadline long past.
 var expired = time.Unix(1, 0)
 
-// cancel records code, cancels the stream's side with it and releases a
+// Cancel records code, cancels the stream's side with it and releases a
 // blocked call.
-func (c *cancel) cancel(code uint32, cancelSide func(wt.StreamErrorCode), setDeadline func(time.Time) error) {
+func (c *cancel) Cancel(code uint32, cancelSide func(wt.StreamErrorCode), setDeadline func(time.Time) error) {
 	c.err.CompareAndSwap(nil, &transport.StreamError{Code: code})
 	cancelSide(wt.StreamErrorCode(code))
 	_ = setDeadline(expired)
 }
 
-// mapError maps err, reporting an expired deadline as the cancel that set it.
-func (c *cancel) mapError(err error) error {
+// MapError maps err, reporting an expired deadline as the cancel that set it.
+func (c *cancel) MapError(err error) error {
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		if se := c.err.Load(); se != nil {
 			return se
@@ -270,9 +191,6 @@ func (c *cancel) mapError(err error) error {
 }
 
 var (
-	_ transport.Session       = (*session)(nil)
-	_ transport.Stats         = (*session)(nil)
-	_ transport.Stream        = (*stream)(nil)
-	_ transport.SendStream    = (*sendStream)(nil)
-	_ transport.ReceiveStream = (*receiveStream)(nil)
+	_ transport.Session = (*session)(nil)
+	_ transport.Stats   = (*session)(nil)
 )
