@@ -444,3 +444,42 @@ func TestSlowSubscriberIsBounded(t *testing.T) {
 		t.Fatalf("%d goroutines more than before subscribing; want at most %d", n, 64+slack)
 	}
 }
+
+// TestConsumeBroadcastHoldsNoGoroutine consumes 1,000 broadcasts of the peer
+// without subscribing: the session starts no goroutine for them. A released
+// broadcast refuses subscriptions; one still held ends with the session.
+func TestConsumeBroadcastHoldsNoGoroutine(t *testing.T) {
+	origin := moq.NewOrigin()
+	publishTrack(t, origin, "here", "data")
+	ts := publisherServer(t, origin)
+	ctx := testContext(t)
+	sess := ts.dial(t, ctx, "quic", session.Config{})
+
+	before := runtime.NumGoroutine()
+	remotes := make([]*session.RemoteBroadcast, 1000)
+	for i := range remotes {
+		remotes[i] = sess.ConsumeBroadcast(moq.NewPath("here"))
+	}
+	if n := runtime.NumGoroutine(); n > before+10 {
+		t.Errorf("%d goroutines before, %d with 1000 consumed broadcasts", before, n)
+	}
+	for _, r := range remotes[1:] {
+		r.Close()
+	}
+	if _, err := remotes[1].SubscribeTrack(moq.Track{Name: "data"}); !errors.Is(err, moq.ErrClosed) {
+		t.Errorf("a released broadcast: SubscribeTrack = %v, want ErrClosed", err)
+	}
+
+	// The one still held works, and ends with the session.
+	track, err := remotes[0].SubscribeTrack(moq.Track{Name: "data"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer track.Close()
+	if err := sess.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := remotes[0].SubscribeTrack(moq.Track{Name: "other"}); !errors.Is(err, moq.ErrClosed) {
+		t.Errorf("after the session closed: SubscribeTrack = %v, want ErrClosed", err)
+	}
+}

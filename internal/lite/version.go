@@ -1,6 +1,9 @@
-// Package lite encodes and decodes the moq-lite wire messages of versions
-// lite-01 to lite-04, plus the compat CLIENT_SETUP/SERVER_SETUP exchange
-// (IETF draft-14 layout) that lite-01/02 negotiate with.
+// Package lite is the moq-lite engine, versions lite-01 to lite-04: a
+// Session (session*.go) runs one negotiated connection on the model, and the
+// codecs (the other files) encode and decode its wire messages, plus the
+// compat CLIENT_SETUP/SERVER_SETUP exchange (IETF draft-14 layout) that
+// lite-01/02 negotiate with. The engine reads peer bytes only through these
+// codecs.
 //
 // Every message type has AppendBody, which appends the message body for a
 // version, and DecodeBody, which parses exactly one body. On the wire a body

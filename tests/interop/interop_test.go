@@ -77,19 +77,23 @@ func TestInterop(t *testing.T) {
 	}
 }
 
-// requireNode finds node and the installed packages. Without node the test
-// is skipped, except under CI where that is a failure.
+// requireNode finds node and the installed packages. Without them the test
+// is skipped with the way to run it, except under CI where that is a
+// failure.
 func requireNode(t *testing.T) string {
 	t.Helper()
+	missing := func(what string) {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s: the interop suite is required under CI", what)
+		}
+		t.Skipf("%s: the interop suite is skipped (.ci/run installs what it needs and runs it)", what)
+	}
 	node, err := exec.LookPath("node")
 	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("node is required under CI for the interop suite")
-		}
-		t.Skip("node not found; the interop suite needs Node.js")
+		missing("node not found; install Node.js and npm")
 	}
 	if _, err := os.Stat(filepath.Join("node_modules", "@moq", "lite", "package.json")); err != nil {
-		t.Fatal("@moq/lite is not installed: run `npm ci` in tests/interop (.ci/run does)")
+		missing("@moq/lite is not installed; run `npm ci` in tests/interop")
 	}
 	return node
 }
