@@ -483,3 +483,76 @@ func TestConsumeBroadcastHoldsNoGoroutine(t *testing.T) {
 		t.Errorf("after the session closed: SubscribeTrack = %v, want ErrClosed", err)
 	}
 }
+
+// TestShutdownReportsUndelivered shuts a publisher's session down with a
+// context already done while a subscription to a finished track is still
+// being delivered: Shutdown says the drain was cut short. With time to
+// deliver, the same shutdown reports nothing.
+func TestShutdownReportsUndelivered(t *testing.T) {
+	for _, patient := range []bool{false, true} {
+		t.Run(fmt.Sprintf("patient=%v", patient), func(t *testing.T) {
+			origin := moq.NewOrigin()
+			track := publishTrack(t, origin, "vod", "data")
+			for g := range uint64(3) {
+				writeTestGroup(t, track, g, 2)
+			}
+			if err := track.Finish(); err != nil {
+				t.Fatal(err)
+			}
+			ts := publisherServer(t, origin)
+			ctx := testContext(t)
+			sess := ts.dial(t, ctx, "quic", session.Config{})
+			server := <-ts.sessions
+			sub, err := sess.Subscribe(ctx, moq.NewPath("vod"), "data", session.SubscribeOptions{Start: seq(0)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sub.Close()
+			shutdownCtx := ctx
+			if !patient {
+				var cancel context.CancelFunc
+				shutdownCtx, cancel = context.WithCancel(ctx)
+				cancel()
+			}
+			err = server.Shutdown(shutdownCtx)
+			if patient && err != nil {
+				t.Fatalf("Shutdown with time to deliver: %v", err)
+			}
+			if !patient && !errors.Is(err, context.Canceled) {
+				t.Fatalf("Shutdown with a done context: %v, want an error wrapping context.Canceled", err)
+			}
+		})
+	}
+}
+
+// TestBlockedOpenHonoursContext has the server Fetch from and GoAway a
+// client that grants it no bidirectional stream: both wait for stream credit
+// and return their context's error when it ends, leaving the session open.
+func TestBlockedOpenHonoursContext(t *testing.T) {
+	ts := publisherServer(t, moq.NewOrigin())
+	ctx := testContext(t)
+	conf := quictransport.DefaultConfig()
+	conf.MaxIncomingStreams = -1 // no bidirectional stream for the server
+	client := ts.dial(t, ctx, "quic", session.Config{Versions: []session.Version{session.Lite04},
+		DialOptions: session.DialOptions{QUICConfig: conf}})
+	server := <-ts.sessions
+
+	short := func() context.Context {
+		c, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		t.Cleanup(cancel)
+		return c
+	}
+	if _, err := server.Fetch(short(), moq.NewPath("any"), "data", 0, 0); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Fetch waiting for stream credit: %v, want context.DeadlineExceeded", err)
+	}
+	if err := server.GoAway(short(), ""); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("GoAway waiting for stream credit: %v, want context.DeadlineExceeded", err)
+	}
+	select {
+	case <-server.Done():
+		t.Fatalf("the session ended: %v", server.Err())
+	case <-client.Done():
+		t.Fatalf("the client session ended: %v", client.Err())
+	default:
+	}
+}
