@@ -522,16 +522,7 @@ func TestGroupFramesIterator(t *testing.T) {
 					t.Fatalf("yielded %q, want f0..f%d in order", frames, tt.wantN-1)
 				}
 			}
-			if tt.wantErr == nil {
-				if len(errs) != 0 {
-					t.Fatalf("yielded errors %v at a clean end", errs)
-				}
-				return
-			}
-			if len(errs) != 1 {
-				t.Fatalf("yielded errors %v, want exactly one", errs)
-			}
-			isErr(t, "yielded error", errs[0], tt.wantErr)
+			checkIterEnd(t, errs, tt.wantErr)
 		})
 	}
 }

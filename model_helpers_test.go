@@ -113,3 +113,19 @@ func eventually(t testing.TB, done func(ctx context.Context) bool) {
 	}
 	t.Fatal("condition not reached after garbage collection")
 }
+
+// checkIterEnd checks the errors an iterator yielded: none at a clean end
+// (want nil), otherwise exactly one, matching want.
+func checkIterEnd(t testing.TB, errs []error, want error) {
+	t.Helper()
+	if want == nil {
+		if len(errs) != 0 {
+			t.Fatalf("yielded errors %v at a clean end", errs)
+		}
+		return
+	}
+	if len(errs) != 1 {
+		t.Fatalf("yielded errors %v, want exactly one", errs)
+	}
+	isErr(t, "yielded error", errs[0], want)
+}

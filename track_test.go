@@ -795,16 +795,7 @@ func TestTrackGroupsIterator(t *testing.T) {
 					t.Fatalf("yielded groups %v, want 0..%d in order", seqs, tt.groups-1)
 				}
 			}
-			if tt.wantErr == nil {
-				if len(errs) != 0 {
-					t.Fatalf("yielded errors %v at a clean end", errs)
-				}
-				return
-			}
-			if len(errs) != 1 {
-				t.Fatalf("yielded errors %v, want exactly one", errs)
-			}
-			isErr(t, "yielded error", errs[0], tt.wantErr)
+			checkIterEnd(t, errs, tt.wantErr)
 		})
 	}
 }

@@ -694,6 +694,21 @@ func (ts *testServer) dialClient(t *testing.T, ctx context.Context, versions []s
 	return client
 }
 
+// followTrack subscribes client to track, published at "live", and waits
+// until the publisher sees the subscription.
+func followTrack(t *testing.T, ctx context.Context, client *session.Client, track *moq.TrackProducer) *moq.TrackConsumer {
+	t.Helper()
+	consumer, err := client.ConsumeBroadcast(moq.NewPath("live")).SubscribeTrack(moq.Track{Name: track.Info().Name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(consumer.Close)
+	if err := track.Used(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return consumer
+}
+
 // playLive is a live source: it writes groups 0..total-1 of track, one frame
 // "g<g>/f0" each, every 2 ms, and calls event once group total/3 is out. The
 // channel gets the first error, or nil at the end.
@@ -761,14 +776,7 @@ func TestGoAwayReconnect(t *testing.T) {
 			case <-ctx.Done():
 				t.Fatal("no server session")
 			}
-			consumer, err := client.ConsumeBroadcast(moq.NewPath("live")).SubscribeTrack(moq.Track{Name: "data"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer consumer.Close()
-			if err := track.Used(ctx); err != nil {
-				t.Fatal(err)
-			}
+			consumer := followTrack(t, ctx, client, track)
 
 			if v < session.Lite04 {
 				if err := first.GoAway(ctx, other); !errors.Is(err, moq.ErrUnsupported) {
@@ -830,14 +838,7 @@ func TestClientReconnect(t *testing.T) {
 				ts := publisherServer(t, origin)
 				client := ts.dialClient(t, ctx, []session.Version{v}, session.Reconnect(session.Backoff{Min: 5 * time.Millisecond, Max: 50 * time.Millisecond}))
 				first := <-ts.sessions
-				consumer, err := client.ConsumeBroadcast(moq.NewPath("live")).SubscribeTrack(moq.Track{Name: "data"})
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer consumer.Close()
-				if err := track.Used(ctx); err != nil {
-					t.Fatal(err)
-				}
+				consumer := followTrack(t, ctx, client, track)
 				writer := playLive(track, total, func() error { return end.end(first) })
 				seen := receiveLive(t, ctx, consumer, func(seen map[uint64]bool) bool { return seen[total-1] })
 				if err := <-writer; err != nil {

@@ -392,6 +392,10 @@ func (s *Session) subscribeFailed(ctx context.Context, err error) error {
 	if cause := context.Cause(ctx); ctx.Err() != nil && s.ctx.Err() == nil {
 		return cause
 	}
+	if s.ctx.Err() != nil {
+		// The session ended, resetting the stream: err may be that reset.
+		return s.endCause()
+	}
 	if errors.Is(err, moq.ErrDecode) || wire.IsDecodeError(err) {
 		err = decodeError("subscribe reply", err)
 		s.fail(err)
