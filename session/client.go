@@ -319,7 +319,30 @@ func resolveGoAway(base, uri string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%w: goaway to %q: %v", moq.ErrProtocolViolation, uri, err)
 	}
-	return b.ResolveReference(u).String(), nil
+	target := b.ResolveReference(u).String()
+	// Refuse what no client can connect to: net/url resolves some
+	// references ("//::") to URLs it cannot parse back, and a URI of its
+	// own scheme may name no host ("https:").
+	t, err := url.Parse(target)
+	if err != nil || t.Host == "" {
+		return "", fmt.Errorf("%w: goaway to %q: %q is not a URL to connect to", moq.ErrProtocolViolation, uri, target)
+	}
+	// A server may not move its clients to a connection that checks less.
+	if verified(b.Scheme) && !verified(t.Scheme) {
+		return "", fmt.Errorf("%w: goaway from %s to %q drops certificate verification", moq.ErrProtocolViolation, b.Scheme, target)
+	}
+	return target, nil
+}
+
+// verified reports whether Dial verifies the server's certificate for URLs
+// of scheme: not for ws:// (no TLS) and http:// (a certificate hash fetched
+// in the clear).
+func verified(scheme string) bool {
+	switch scheme {
+	case "https", "wss", "moqt", "moql":
+		return true
+	}
+	return false
 }
 
 // retire closes a session left for another once the subscriptions that

@@ -315,7 +315,13 @@ func (s *Session) runSessionStream(cs *controlStream) {
 			return
 		case err != nil:
 			if s.ctx.Err() == nil {
-				s.end(streamError(err))
+				if _, closed := errors.AsType[*transport.SessionError](err); closed {
+					// The whole session closed: end it as watchTransport
+					// does, so that a clean close by the peer stays clean.
+					s.end(err)
+				} else {
+					s.end(streamError(err))
+				}
 			}
 			return
 		}

@@ -56,8 +56,13 @@ func (s *Session) serveProbe(cs *controlStream) {
 		for {
 			var target Probe
 			if err := cs.read(&target, s.version, "PROBE"); err != nil {
-				if errors.Is(err, moq.ErrDecode) {
+				switch {
+				case errors.Is(err, moq.ErrDecode):
 					s.fail(err)
+				case !errors.Is(err, io.EOF):
+					// Unread data would hold connection credit: stop
+					// the peer's side (an oversized message ends here).
+					cs.st.CancelRead(ErrorCode(streamError(err)))
 				}
 				return
 			}

@@ -2,7 +2,9 @@ package lite
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"slices"
 
 	"github.com/moqgo/moq"
@@ -106,6 +108,10 @@ func handshakeError(ctx context.Context, err error) error {
 	}
 	if wire.IsDecodeError(err) {
 		return decodeError("SETUP", err)
+	}
+	if errors.Is(err, io.EOF) {
+		// The peer finished the stream without sending SETUP.
+		return fmt.Errorf("%w: setup stream ended before SETUP", moq.ErrProtocolViolation)
 	}
 	return streamError(err)
 }

@@ -43,6 +43,10 @@ func (s *Session) runAnnounced(prefix moq.Path) {
 		cs.finish()
 	case errors.Is(err, moq.ErrDecode) || errors.Is(err, moq.ErrProtocolViolation):
 		s.fail(err)
+	case s.ctx.Err() == nil:
+		// An oversized message or the peer's reset: abandon both sides,
+		// or unread data would hold connection credit.
+		cs.reset(err)
 	}
 }
 
@@ -316,7 +320,12 @@ func (s *Session) subscribe(ctx context.Context, req subRequest) (err error) {
 		return moq.ErrClosed
 	}
 	stop := context.AfterFunc(ctx, func() { cs.reset(moq.ErrCancel) })
-	defer stop()
+	defer func() {
+		// A subscription that failed abandons its stream both ways.
+		if stop() && err != nil {
+			cs.reset(moq.ErrCancel)
+		}
+	}()
 
 	if req.sub != nil {
 		req.sub.Attach(cancel, func(uctx context.Context, opts engine.SubscribeOptions) error {
@@ -330,6 +339,12 @@ func (s *Session) subscribe(ctx context.Context, req subRequest) (err error) {
 		return s.subscribeFailed(ctx, err)
 	}
 	ok, _, err := ReadSubscribeResponse(cs.r, s.version, maxControlMessage)
+	if errors.Is(err, io.EOF) {
+		// Not the end of the track: there was none. io.EOF must not
+		// reach the track's consumers, who would take it for one.
+		cs.finish()
+		return fmt.Errorf("%w: subscribe stream ended before SUBSCRIBE_OK", moq.ErrProtocolViolation)
+	}
 	if err != nil {
 		return s.subscribeFailed(ctx, err)
 	}
