@@ -20,9 +20,9 @@ func TestResolveGoAway(t *testing.T) {
 		{"http://a:1/", "ws://a:1/", "ws://a:1/", false},
 		{"moqt://a:1", "wss://b:2/", "wss://b:2/", false},
 		{"https://a:1/", "http://b:2/", "", true}, // certificate hash fetched in the clear
-		{"wss://a:1/", "ws://b:2/", "", true},    // no TLS at all
-		{"https://a:1/", "https:", "", true},     // no host
-		{"https://a:1/", "%zz", "", true},        // not a URI
+		{"wss://a:1/", "ws://b:2/", "", true},     // no TLS at all
+		{"https://a:1/", "https:", "", true},      // no host
+		{"https://a:1/", "%zz", "", true},         // not a URI
 	}
 	for _, c := range cases {
 		got, err := resolveGoAway(c.base, c.uri)
