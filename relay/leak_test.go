@@ -11,15 +11,6 @@ import (
 	"github.com/moqgo/moq/session"
 )
 
-// liveHeap returns the bytes of live heap objects after a full collection.
-func liveHeap() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
-}
-
 // TestPublishChurnRetainsNothing publishes and unpublishes 10,000
 // broadcasts at the relay while an idle session stays connected, then
 // checks the live heap is back where it started: a session's Config.Publish
@@ -40,9 +31,9 @@ func TestPublishChurnRetainsNothing(t *testing.T) {
 		}
 	}
 	churn(0, 100) // warm up: first allocations of maps and pools
-	before := liveHeap()
+	before := heapInUse()
 	churn(100, cycles)
-	after := liveHeap()
+	after := heapInUse()
 	growth := int64(after) - int64(before)
 	t.Logf("live heap %d → %d bytes over %d cycles (%+d)", before, after, cycles, growth)
 	if growth > 1<<20 {
