@@ -26,6 +26,9 @@ type broadcastState struct {
 	fetch FetchHandler
 	// serve, when set, takes requested tracks instead of the requests queue.
 	serve RequestHandler
+	// cache is the cache policy of the tracks created in the broadcast or
+	// requested from it.
+	cache CachePolicy
 }
 
 // endLocked records err as the reason the broadcast ended and returns the
@@ -201,8 +204,8 @@ func (b *BroadcastProducer) CreateTrack(info Track) (*TrackProducer, error) {
 }
 
 func (b *BroadcastProducer) createLocked(info Track) *TrackProducer {
-	t := newTrackState(info)
-	t.producers = 1
+	t := newTrackState(info, b.state.cache)
+	t.producers, t.accepted = 1, true
 	b.state.tracks[info.Name] = t
 	return wrapTrackProducer(t)
 }
@@ -273,6 +276,16 @@ func (b *BroadcastProducer) Dynamic() *BroadcastDynamic {
 	return d
 }
 
+// SetCachePolicy sets the cache bounds of the tracks created in the
+// broadcast or requested from it from now on (zero fields take the
+// defaults). Tracks inserted with InsertTrack keep their own.
+func (b *BroadcastProducer) SetCachePolicy(policy CachePolicy) {
+	s := b.state
+	s.mu.Lock()
+	s.cache = policy
+	s.mu.Unlock()
+}
+
 // Consume returns a consumer of the broadcast.
 func (b *BroadcastProducer) Consume() *BroadcastConsumer { return &BroadcastConsumer{state: b.state} }
 
@@ -326,7 +339,10 @@ type BroadcastDynamic struct {
 
 // RequestedTrack waits for the next requested track, oldest first, and
 // returns its producer, which the caller owns: it should serve the track,
-// Abort it (for example with ErrNotFound) or Close it. It fails with the
+// Abort it (for example with ErrNotFound) or Close it. The track starts
+// unconfirmed: sessions answer its subscribers once it is confirmed (see
+// TrackProducer.Accept; its first group confirms it too) and refuse them if
+// that takes longer than their request timeout. It fails with the
 // broadcast's end error once the broadcast ended.
 func (d *BroadcastDynamic) RequestedTrack(ctx context.Context) (*TrackProducer, error) {
 	s := d.state
@@ -356,9 +372,10 @@ func (d *BroadcastDynamic) RequestedTrack(ctx context.Context) (*TrackProducer, 
 }
 
 // RequestHandler serves a track that a consumer requested but the broadcast
-// did not have. It owns track: it should serve it, Abort it (for example
-// with ErrNotFound) or Close it. It runs on the requesting goroutine, with no
-// lock held, so it must not block: start the work and return.
+// did not have. It owns track: it should serve it (confirming it with
+// Accept or its first group, as for RequestedTrack), Abort it (for example
+// with ErrNotFound) or Close it. It runs on the requesting goroutine, with
+// no lock held, so it must not block: start the work and return.
 type RequestHandler func(track *TrackProducer)
 
 // HandleRequests makes h receive requested tracks as they are requested,
@@ -423,6 +440,18 @@ type BroadcastConsumer struct {
 // fails with ErrNotFound otherwise. Once the broadcast ended it fails with
 // the end error.
 func (c *BroadcastConsumer) SubscribeTrack(info Track) (*TrackConsumer, error) {
+	return c.subscribe(info, true)
+}
+
+// SubscribeExisting is SubscribeTrack without the request: it fails with
+// ErrNotFound when no open track has the name, dynamic handler or not. A
+// server uses it to learn whether a subscription would cost a request to the
+// track's source before making it.
+func (c *BroadcastConsumer) SubscribeExisting(info Track) (*TrackConsumer, error) {
+	return c.subscribe(info, false)
+}
+
+func (c *BroadcastConsumer) subscribe(info Track, request bool) (*TrackConsumer, error) {
 	s := c.state
 	s.mu.Lock()
 	if s.err != nil {
@@ -433,11 +462,11 @@ func (c *BroadcastConsumer) SubscribeTrack(info Track) (*TrackConsumer, error) {
 		s.mu.Unlock()
 		return t.newConsumer(), nil
 	}
-	if s.dynamic == 0 {
+	if s.dynamic == 0 || !request {
 		s.mu.Unlock()
 		return nil, ErrNotFound
 	}
-	t := newTrackState(info)
+	t := newTrackState(info, s.cache)
 	t.producers = 1
 	t.onUnused = s.forget
 	s.tracks[info.Name] = t

@@ -28,28 +28,79 @@ type groupState struct {
 	fin       bool
 	err       error
 	producers int
+	// track is the track whose cache holds the group, and budget the
+	// shared budget it counts in: both count the group's bytes. nil for a
+	// group of no track and once evicted.
+	track  *trackState
+	budget *CacheBudget
 }
 
-// appendFrame caches f, evicting the oldest frames beyond the cache limits.
-func (s *groupState) appendFrame(f *frameState) error {
+// attach counts the group's bytes in t's cache, which now holds it. Called
+// with t.mu held.
+func (s *groupState) attach(t *trackState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.track, s.budget = t, t.cache.Budget
+	s.countLocked(int64(s.bytes))
+}
+
+// detach stops counting the group's bytes in its track's cache, which
+// evicted it. Called with the track's mutex held.
+func (s *groupState) detach() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.countLocked(-int64(s.bytes))
+	s.track, s.budget = nil, nil
+}
+
+// rebudget moves the group's bytes to budget. Called with the track's
+// mutex held.
+func (s *groupState) rebudget(budget *CacheBudget) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.budget != nil {
+		s.budget.used.Add(-int64(s.bytes))
+	}
+	s.budget = budget
+	if budget != nil {
+		budget.used.Add(int64(s.bytes))
+	}
+}
+
+// countLocked adds n bytes to the caches that count the group.
+func (s *groupState) countLocked(n int64) {
+	if s.track != nil {
+		s.track.bytes.Add(n)
+	}
+	if s.budget != nil {
+		s.budget.used.Add(n)
+	}
+}
+
+// appendFrame caches f, evicting the oldest frames beyond the cache limits,
+// and returns the track whose cache now holds more bytes, if any.
+func (s *groupState) appendFrame(f *frameState) (*trackState, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.err != nil {
-		return s.err
+		return nil, s.err
 	}
 	if s.fin {
-		return ErrClosed
+		return nil, ErrClosed
 	}
 	s.frames = append(s.frames, f)
-	s.bytes += f.info.Size
+	size := f.info.Size
+	s.bytes += size
 	for len(s.frames) > 0 && (s.bytes > MaxGroupBytes || len(s.frames) > MaxGroupFrames) {
 		s.bytes -= s.frames[0].info.Size
+		size -= s.frames[0].info.Size
 		s.frames[0] = nil
 		s.frames = s.frames[1:]
 		s.offset++
 	}
+	s.countLocked(int64(size))
 	s.changed.notify()
-	return nil
+	return s.track, nil
 }
 
 // finish marks the end of the group.
@@ -165,7 +216,11 @@ func (g *GroupProducer) writeFrame(payload []byte, info FrameInfo) error {
 	if g.h.isClosed() {
 		return ErrClosed
 	}
-	return g.state.appendFrame(newCompleteFrame(payload, info))
+	track, err := g.state.appendFrame(newCompleteFrame(payload, info))
+	if track != nil {
+		track.trim()
+	}
+	return err
 }
 
 // CreateFrame appends a frame of info.Size bytes, with info's timestamp,
@@ -176,8 +231,12 @@ func (g *GroupProducer) CreateFrame(info FrameInfo) (*FrameProducer, error) {
 		return nil, ErrClosed
 	}
 	f := &frameState{info: info, producers: 1}
-	if err := g.state.appendFrame(f); err != nil {
+	track, err := g.state.appendFrame(f)
+	if err != nil {
 		return nil, err
+	}
+	if track != nil {
+		track.trim()
 	}
 	return newFrameProducer(f), nil
 }

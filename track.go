@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -27,16 +28,69 @@ type Track struct {
 // DefaultTimescale counts frame timestamps in milliseconds.
 const DefaultTimescale = 1000
 
-// DefaultCacheAge is how long a track keeps a group cached, unless it is the
-// group with the highest sequence. TrackProducer.SetCacheAge changes it.
-const DefaultCacheAge = 30 * time.Second
+// The default cache bounds of a track: it keeps a group DefaultCacheAge and
+// at most DefaultCacheBytes of payload in all, except the group with the
+// highest sequence, which always stays. See CachePolicy.
+const (
+	DefaultCacheAge   = 30 * time.Second
+	DefaultCacheBytes = 64 << 20
+)
+
+// CachePolicy bounds what a track keeps cached, by age and by bytes of
+// payload; the group with the highest sequence always stays. Zero fields
+// take the defaults.
+type CachePolicy struct {
+	// MaxAge evicts the groups cached longer ago than this, also when no
+	// new group arrives. 0 means DefaultCacheAge.
+	MaxAge time.Duration
+	// MaxBytes evicts the oldest groups while the track caches more
+	// payload than this. 0 means DefaultCacheBytes.
+	MaxBytes uint64
+	// Budget, when set, bounds the payload cached by every track that uses
+	// it together: a track that grows the total past it evicts its own
+	// oldest groups, so the total stays within the budget plus each
+	// track's newest group.
+	Budget *CacheBudget
+}
+
+func (c CachePolicy) withDefaults() CachePolicy {
+	if c.MaxAge == 0 {
+		c.MaxAge = DefaultCacheAge
+	}
+	if c.MaxBytes == 0 {
+		c.MaxBytes = DefaultCacheBytes
+	}
+	return c
+}
+
+// CacheBudget is a number of bytes of cached payload shared by tracks; see
+// CachePolicy.Budget.
+type CacheBudget struct {
+	max  int64
+	used atomic.Int64
+}
+
+// NewCacheBudget returns a budget of max bytes.
+func NewCacheBudget(max uint64) *CacheBudget {
+	return &CacheBudget{max: int64(min(max, math.MaxInt64))}
+}
+
+// Used returns the bytes the tracks of the budget cache now.
+func (b *CacheBudget) Used() uint64 { return uint64(max(b.used.Load(), 0)) }
 
 // trackState is the state shared by a track's producers and consumers.
 type trackState struct {
-	mu       sync.Mutex
-	changed  notifier
-	info     Track
-	cacheAge time.Duration
+	mu      sync.Mutex
+	changed notifier
+	info    Track
+	cache   CachePolicy // with defaults, but MaxAge may be 0 (SetCacheAge)
+	// bytes is the payload of the cached groups, kept by the groups
+	// themselves (see groupState.track) so that it needs no track lock.
+	bytes atomic.Int64
+	// expiry evicts expired groups when no new group arrives; expiryAt is
+	// when it fires, zero while it is not armed.
+	expiry   *time.Timer
+	expiryAt time.Time
 
 	// groups holds the cached groups in arrival order; nil marks an evicted
 	// group behind an older live one. groups[i] has arrival index offset+i.
@@ -44,6 +98,9 @@ type trackState struct {
 	offset int
 	bySeq  map[uint64]*groupState // the live cached groups
 
+	// accepted is set once the track's source confirmed it: see
+	// TrackProducer.Accept.
+	accepted bool
 	maxSeq   uint64
 	hasMax   bool
 	finalSeq uint64 // groups at or past it can never exist
@@ -57,36 +114,53 @@ type trackState struct {
 	onUnused func(*trackState)
 }
 
-func newTrackState(info Track) *trackState {
-	return &trackState{info: info, cacheAge: DefaultCacheAge, bySeq: make(map[uint64]*groupState)}
+func newTrackState(info Track, cache CachePolicy) *trackState {
+	return &trackState{info: info, cache: cache.withDefaults(), bySeq: make(map[uint64]*groupState)}
 }
 
-// insertLocked caches g, which just arrived, and evicts expired groups.
+// insertLocked caches g, which just arrived, and evicts what the cache
+// policy no longer allows.
 func (s *trackState) insertLocked(g *groupState) {
 	now := time.Now()
 	g.created = now
+	s.accepted = true
 	if !s.hasMax || g.sequence > s.maxSeq {
 		s.maxSeq, s.hasMax = g.sequence, true
 	}
+	g.attach(s)
 	s.groups = append(s.groups, g)
 	s.bySeq[g.sequence] = g
 	s.evictLocked(now)
 	s.changed.notify()
 }
 
-// evictLocked drops groups older than the cache age, oldest arrival first,
-// but never the group with the highest sequence. Groups arrive in order of
-// creation time, so the scan stops at the first fresh group.
+// overBudget reports whether the cached payload exceeds what the policy
+// allows.
+func (s *trackState) overBudget() bool {
+	if uint64(max(s.bytes.Load(), 0)) > s.cache.MaxBytes {
+		return true
+	}
+	b := s.cache.Budget
+	return b != nil && b.used.Load() > b.max
+}
+
+// evictLocked drops, oldest arrival first, the groups older than the cache
+// age and, while the cache holds more bytes than allowed, the oldest ones;
+// never the group with the highest sequence. Groups arrive in order of
+// creation time, so the scan stops at the first group that is fresh once
+// the bytes are within bounds. It then arms the expiry timer for the next
+// group to expire.
 func (s *trackState) evictLocked(now time.Time) {
 	for i, g := range s.groups {
 		if g == nil || g.sequence == s.maxSeq {
 			continue
 		}
-		if now.Sub(g.created) <= s.cacheAge {
+		if now.Sub(g.created) <= s.cache.MaxAge && !s.overBudget() {
 			break
 		}
 		delete(s.bySeq, g.sequence)
 		s.groups[i] = nil
+		g.detach()
 	}
 	n := 0
 	for n < len(s.groups) && s.groups[n] == nil {
@@ -97,6 +171,50 @@ func (s *trackState) evictLocked(now time.Time) {
 		s.groups = s.groups[n:]
 		s.offset += n
 	}
+	s.armLocked(now)
+}
+
+// armLocked sets the expiry timer for the oldest cached group but the
+// newest, or stops it when there is none.
+func (s *trackState) armLocked(now time.Time) {
+	for _, g := range s.groups {
+		if g == nil || g.sequence == s.maxSeq {
+			continue
+		}
+		at := g.created.Add(s.cache.MaxAge + time.Millisecond)
+		switch {
+		case at.Equal(s.expiryAt):
+		case s.expiry == nil:
+			s.expiry = time.AfterFunc(at.Sub(now), s.expire)
+		default:
+			s.expiry.Reset(at.Sub(now))
+		}
+		s.expiryAt = at
+		return
+	}
+	if !s.expiryAt.IsZero() {
+		s.expiry.Stop()
+		s.expiryAt = time.Time{}
+	}
+}
+
+// expire evicts what expired while no new group arrived.
+func (s *trackState) expire() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.expiryAt = time.Time{}
+	s.evictLocked(time.Now())
+}
+
+// trim evicts the oldest groups while the cache holds more bytes than
+// allowed; writers call it after adding payload.
+func (s *trackState) trim() {
+	if !s.overBudget() {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.evictLocked(time.Now())
 }
 
 // abort fails the track and every cached group with err. The first abort
@@ -134,6 +252,29 @@ func (s *trackState) releaseProducer() {
 		s.err = ErrDropped
 	}
 	s.changed.notify()
+	s.retireLocked()
+}
+
+// retireLocked empties the cache of a track nobody can read any more: with
+// no producer and no consumer left, nothing reaches it again, so its groups
+// give their bytes back to the budgets and the expiry timer stops holding
+// it.
+func (s *trackState) retireLocked() {
+	if s.producers > 0 || s.consumers > 0 {
+		return
+	}
+	for _, g := range s.groups {
+		if g != nil {
+			g.detach()
+		}
+	}
+	clear(s.groups)
+	s.groups = s.groups[:0]
+	clear(s.bySeq)
+	if !s.expiryAt.IsZero() {
+		s.expiry.Stop()
+		s.expiryAt = time.Time{}
+	}
 }
 
 // newConsumer counts a new consumer and returns its handle.
@@ -157,6 +298,7 @@ func (s *trackState) releaseConsumer() {
 	if s.consumers == 0 {
 		s.changed.notify()
 		hook = s.onUnused
+		s.retireLocked()
 	}
 	s.mu.Unlock()
 	if hook != nil {
@@ -242,8 +384,8 @@ type TrackProducer struct {
 
 // NewTrack creates a track and returns its first producer handle.
 func NewTrack(info Track) *TrackProducer {
-	s := newTrackState(info)
-	s.producers = 1
+	s := newTrackState(info, CachePolicy{})
+	s.producers, s.accepted = 1, true
 	return wrapTrackProducer(s)
 }
 
@@ -259,12 +401,37 @@ func wrapTrackProducer(s *trackState) *TrackProducer {
 func (p *TrackProducer) Info() Track { return p.state.info }
 
 // SetCacheAge sets how long groups stay cached (DefaultCacheAge unless
-// changed); the group with the highest sequence always stays.
+// changed); 0 keeps only the group with the highest sequence, which always
+// stays.
 func (p *TrackProducer) SetCacheAge(d time.Duration) {
 	s := p.state
 	s.mu.Lock()
-	s.cacheAge = max(d, 0)
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	s.cache.MaxAge = max(d, 0)
+	s.evictLocked(time.Now())
+}
+
+// SetCachePolicy sets the track's cache bounds (zero fields take the
+// defaults) and evicts what they no longer allow.
+func (p *TrackProducer) SetCachePolicy(policy CachePolicy) {
+	s := p.state
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.setCacheLocked(policy.withDefaults())
+}
+
+// setCacheLocked moves the cached groups' bytes to policy's budget and
+// applies it.
+func (s *trackState) setCacheLocked(policy CachePolicy) {
+	if policy.Budget != s.cache.Budget {
+		for _, g := range s.groups {
+			if g != nil {
+				g.rebudget(policy.Budget)
+			}
+		}
+	}
+	s.cache = policy
+	s.evictLocked(time.Now())
 }
 
 // writableLocked returns why the track cannot take new groups, if it cannot.
@@ -368,7 +535,7 @@ func (p *TrackProducer) Finish() error {
 		}
 		final = s.maxSeq + 1
 	}
-	s.finalSeq, s.hasFinal = final, true
+	s.finalSeq, s.hasFinal, s.accepted = final, true, true
 	s.changed.notify()
 	return nil
 }
@@ -388,7 +555,7 @@ func (p *TrackProducer) FinishAt(sequence uint64) error {
 	if sequence == math.MaxUint64 {
 		return ErrBoundsExceeded
 	}
-	s.finalSeq, s.hasFinal = sequence+1, true
+	s.finalSeq, s.hasFinal, s.accepted = sequence+1, true, true
 	s.changed.notify()
 	return nil
 }
@@ -404,6 +571,26 @@ func (p *TrackProducer) Abort(err error) error {
 		err = ErrCancel
 	}
 	p.state.abort(err)
+	return nil
+}
+
+// Accept confirms a requested track: its source has it and will serve it,
+// which subscribers waiting in TrackConsumer.Accepted learn. A track
+// requested from a broadcast (see BroadcastDynamic) starts unconfirmed; a
+// track created any other way is confirmed from the start, and a track's
+// first group or its end confirms it too. It fails with the abort error
+// once the track was aborted.
+func (p *TrackProducer) Accept() error {
+	s := p.state
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := p.writableLocked(); err != nil {
+		return err
+	}
+	if !s.accepted {
+		s.accepted = true
+		s.changed.notify()
+	}
 	return nil
 }
 
@@ -636,6 +823,26 @@ func (s *trackState) cachedGroups(from, to uint64) []*GroupConsumer {
 	}
 	slices.SortFunc(out, func(a, b *GroupConsumer) int { return cmp.Compare(a.Sequence(), b.Sequence()) })
 	return out
+}
+
+// Accepted waits until the track's source confirmed it (see
+// TrackProducer.Accept) and returns nil, or the abort error (ErrDropped when
+// every producer went away) when it ended unconfirmed. A relay answers a
+// subscription only once its upstream did.
+func (c *TrackConsumer) Accepted(ctx context.Context) error {
+	s := c.state
+	var err error
+	werr := s.wait(ctx, func() bool {
+		if s.accepted {
+			return true
+		}
+		err = s.err
+		return err != nil
+	})
+	if werr != nil {
+		return werr
+	}
+	return err
 }
 
 // Closed waits for the end of the track: nil when it finished, the abort

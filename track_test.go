@@ -1110,3 +1110,48 @@ func TestTrackTimescale(t *testing.T) {
 		t.Fatalf("requested Info = %+v, want %+v", got, want)
 	}
 }
+
+// TestTrackAccepted: created tracks are confirmed at once; a requested track
+// waits for Accept, its first group or its end, and fails with the abort
+// error or ErrDropped when it ends unconfirmed.
+func TestTrackAccepted(t *testing.T) {
+	if err := consume(t, newTestTrack(t)).Accepted(doneCtx); err != nil {
+		t.Fatalf("a new track: %v", err)
+	}
+	request := func(t *testing.T) (*TrackProducer, *TrackConsumer) {
+		b := newTestBroadcast(t)
+		d := b.Dynamic()
+		t.Cleanup(d.Close)
+		c, err := b.Consume().SubscribeTrack(Track{Name: "t"})
+		noErr(t, "SubscribeTrack", err)
+		t.Cleanup(c.Close)
+		p, err := d.RequestedTrack(doneCtx)
+		noErr(t, "RequestedTrack", err)
+		t.Cleanup(p.Close)
+		return p, c
+	}
+	confirm := []struct {
+		name string
+		do   func(*TrackProducer) error
+		want error
+	}{
+		{"Accept", (*TrackProducer).Accept, nil},
+		{"a group", func(p *TrackProducer) error { return p.WriteFrame([]byte("x")) }, nil},
+		{"Finish", (*TrackProducer).Finish, nil},
+		{"Abort", func(p *TrackProducer) error { return p.Abort(ErrNotFound) }, ErrNotFound},
+		{"every producer gone", func(p *TrackProducer) error { p.Close(); return nil }, ErrDropped},
+	}
+	for _, tt := range confirm {
+		t.Run(tt.name, func(t *testing.T) {
+			p, c := request(t)
+			if err := c.Accepted(doneCtx); !wouldBlock(err) {
+				t.Fatalf("before: Accepted = %v, want it to wait", err)
+			}
+			noErr(t, tt.name, tt.do(p))
+			isErr(t, "Accepted", c.Accepted(doneCtx), tt.want)
+		})
+	}
+	p, _ := request(t)
+	noErr(t, "Abort", p.Abort(ErrNotFound))
+	isErr(t, "Accept after Abort", p.Accept(), ErrNotFound)
+}

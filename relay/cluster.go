@@ -91,14 +91,10 @@ func (r *Relay) runPeer(ctx context.Context, url string) {
 // offered, and every broadcast of the peer is taken in.
 func (r *Relay) peerSession(ctx context.Context, url string, log *slog.Logger) (connected bool, err error) {
 	dialCtx, cancel := context.WithTimeout(ctx, peerDialTimeout)
-	sess, err := session.Dial(dialCtx, url, &session.Config{
-		Publish:     r.origin.Consume(),
-		Consume:     r.origin,
-		Versions:    []session.Version{session.Lite04},
-		Logger:      log,
-		NodeID:      r.cluster.NodeID,
-		DialOptions: r.cluster.DialOptions,
-	})
+	cfg := r.sessionConfig(r.origin, log)
+	cfg.Versions = []session.Version{session.Lite04}
+	cfg.DialOptions = r.cluster.DialOptions
+	sess, err := session.Dial(dialCtx, url, cfg)
 	cancel()
 	if err != nil {
 		return false, err

@@ -22,6 +22,7 @@ import (
 	"github.com/moqgo/moq/session"
 	"github.com/moqgo/moq/transport"
 	"github.com/moqgo/moq/transport/qmux"
+	quictransport "github.com/moqgo/moq/transport/quic"
 )
 
 // DefaultListen is where a relay listens when Config.Listen is empty.
@@ -46,6 +47,10 @@ type Config struct {
 	WebSocketFramings []qmux.Framing
 	// Cluster connects the relay to other relays; see ClusterConfig.
 	Cluster ClusterConfig
+	// Limits bound what one peer can make the relay hold.
+	Limits Limits
+	// Cache bounds the caches of the tracks the relay relays.
+	Cache CacheLimits
 }
 
 // Relay is a running relay server.
@@ -74,6 +79,10 @@ type Relay struct {
 
 	// cluster is the relay's cluster configuration, with its node id set.
 	cluster ClusterConfig
+	// limits and cache are what every session gets: the limits with their
+	// defaults, and the policy of the tracks it relays.
+	limits Limits
+	cache  moq.CachePolicy
 
 	wg sync.WaitGroup
 	// sessions counts the QUIC and WebTransport sessions, which shutdown
@@ -109,13 +118,22 @@ func New(cfg Config) (*Relay, error) {
 	}
 	r.framings = cfg.WebSocketFramings
 	r.cluster = cfg.Cluster.withNodeID()
+	r.limits = cfg.Limits.withDefaults()
+	r.cache = cfg.Cache.policy()
 	r.sessCtx, r.cancelSessions = context.WithCancel(context.Background())
 	r.mux = http.NewServeMux()
 	r.mux.HandleFunc("GET /certificate.sha256", r.serveFingerprint)
-	r.http = &http.Server{Handler: http.HandlerFunc(r.serveHTTP), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 30 * time.Second}
+	r.http = &http.Server{Handler: http.HandlerFunc(r.serveHTTP),
+		ReadHeaderTimeout: r.limits.HandshakeTimeout, IdleTimeout: r.limits.IdleTimeout}
+	quicConf := quictransport.DefaultConfig()
+	quicConf.MaxIncomingStreams = int64(r.limits.MaxStreams)
+	quicConf.MaxIncomingUniStreams = int64(r.limits.MaxStreams)
+	quicConf.MaxIdleTimeout = r.limits.IdleTimeout
+	quicConf.KeepAlivePeriod = r.limits.IdleTimeout / 3
 	r.server = &session.Server{
-		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13},
-		Logger:    log,
+		TLSConfig:  &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13},
+		QUICConfig: quicConf,
+		Logger:     log,
 	}
 	return r, nil
 }
@@ -304,8 +322,8 @@ func (r *Relay) serveSession(ctx context.Context, req *session.Request) {
 	}
 	log := r.log.With("transport", req.Transport, "remote", req.RemoteAddr.String(), "root", root.String())
 
-	hsCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	sess, err := req.Accept(hsCtx, &session.Config{Publish: scoped.Consume(), Consume: scoped, Logger: log, NodeID: r.cluster.NodeID})
+	hsCtx, cancel := context.WithTimeout(ctx, r.limits.HandshakeTimeout)
+	sess, err := req.Accept(hsCtx, r.sessionConfig(scoped, log))
 	cancel()
 	if err != nil {
 		log.Info("session refused", "err", err)
@@ -322,6 +340,13 @@ func (r *Relay) serveSession(ctx context.Context, req *session.Request) {
 	} else {
 		log.Info("session closed")
 	}
+}
+
+// sessionConfig is the configuration of a session that sees the relay's
+// broadcasts through scope, as clients' and cluster peers' sessions do.
+func (r *Relay) sessionConfig(scope *moq.OriginProducer, log *slog.Logger) *session.Config {
+	return &session.Config{Publish: scope.Consume(), Consume: scope, Logger: log, NodeID: r.cluster.NodeID,
+		Limits: r.limits.Limits, Cache: r.cache}
 }
 
 // serveHTTP serves WebSocket sessions (QMux) on any path, and the HTTP
@@ -352,7 +377,8 @@ func (r *Relay) serveWebSocket(w http.ResponseWriter, req *http.Request) {
 	u.Scheme, u.Host = "ws", req.Host
 	mreq := session.NewRequest(&u, "websocket", remote, req.Header,
 		func() (transport.Session, error) {
-			return qmux.AcceptFramings(w, req, session.Protocols(), r.framings)
+			return qmux.AcceptWithOptions(w, req, session.Protocols(), &qmux.AcceptOptions{
+				Framings: r.framings, IdleTimeout: r.limits.IdleTimeout, KeepAlivePeriod: r.limits.IdleTimeout / 3})
 		},
 		func(err error) { http.Error(w, err.Error(), http.StatusForbidden) })
 	r.serveSession(r.sessCtx, mreq)

@@ -358,7 +358,7 @@ func (c *Client) retire(old *Session) {
 // not, like Session.ConsumeBroadcast, but its tracks follow the Client from
 // session to session. It ends when the Client ends; Close it when done.
 func (c *Client) ConsumeBroadcast(path moq.Path) *RemoteBroadcast {
-	r := engine.NewRemote(nil, func(track *moq.TrackProducer) {
+	r := engine.NewRemote(nil, c.cfg.Cache, func(track *moq.TrackProducer) {
 		if !c.spawn(func() { c.follow(path, track) }) {
 			_ = track.Abort(moq.ErrClosed)
 			track.Close()

@@ -32,6 +32,14 @@ type Config struct {
 	// only from lite-04 on; lite-03 carries their count, older versions
 	// nothing.
 	NodeID uint64
+	// Limits bound what the peer can make the session hold: the time a new
+	// stream has to send its request, and how many subscriptions, fetches
+	// and announcements it may have at once. Zero fields take the defaults.
+	Limits Limits
+	// Cache bounds what the session caches of every track it receives from
+	// the peer, by age and by bytes; zero fields take the defaults of
+	// moq.CachePolicy.
+	Cache moq.CachePolicy
 
 	// Dial options: see Dial.
 	DialOptions

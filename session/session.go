@@ -25,6 +25,8 @@ type (
 	GroupDrop = engine.GroupDrop
 	// Estimate is a bandwidth estimate the peer reported.
 	Estimate = engine.Estimate
+	// Limits bound what a peer can make a session hold; see Config.Limits.
+	Limits = engine.Limits
 )
 
 // Session is an established session over one transport connection, run by

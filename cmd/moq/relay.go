@@ -10,7 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/moqgo/moq"
 	"github.com/moqgo/moq/relay"
+	"github.com/moqgo/moq/session"
 )
 
 // runRelay serves a relay until interrupted.
@@ -24,8 +26,11 @@ func runRelay(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	var peers stringList
 	fs.Var(&peers, "peer", "URL of another relay to cluster with (repeatable); http:// URLs trust the certificate hash the peer serves")
 	peerInsecure := fs.Bool("peer-insecure", false, "accept any certificate from https:// peers (testing only)")
+	var limits relay.Limits
+	var cache relay.CacheLimits
+	registerLimits(fs, &limits, &cache)
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: moq relay [--listen HOST:PORT] [--cert FILE --key FILE] [--log-level LEVEL] [--node-id N] [--peer URL ...]")
+		fmt.Fprintln(fs.Output(), "usage: moq relay [--listen HOST:PORT] [--cert FILE --key FILE] [--log-level LEVEL] [--node-id N] [--peer URL ...] [limits]")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args, stderr); err != nil {
@@ -39,7 +44,8 @@ func runRelay(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if *peerInsecure {
 		cluster.DialOptions.TLSConfig = &tls.Config{InsecureSkipVerify: true}
 	}
-	r, err := relay.New(relay.Config{Listen: *listen, CertFile: *certFile, KeyFile: *keyFile, Logger: log, Cluster: cluster})
+	r, err := relay.New(relay.Config{Listen: *listen, CertFile: *certFile, KeyFile: *keyFile, Logger: log, Cluster: cluster,
+		Limits: limits, Cache: cache})
 	if err != nil {
 		return err
 	}
@@ -54,6 +60,26 @@ func runRelay(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	go func() { done <- r.Run(ctx) }()
 	return awaitShutdown(ctx, done, slowShutdown, stderr)
 }
+
+// registerLimits adds the relay's limits to fs, their defaults shown.
+func registerLimits(fs *flag.FlagSet, l *relay.Limits, c *relay.CacheLimits) {
+	fs.IntVar(&l.MaxStreams, "max-streams", relay.DefaultMaxStreams, "streams of each direction a QUIC or WebTransport peer may have open at once")
+	fs.DurationVar(&l.RequestTimeout, "request-timeout", engineDefaults.RequestTimeout, "time a new stream has to send its request, and a subscription to be confirmed upstream")
+	fs.DurationVar(&l.HandshakeTimeout, "handshake-timeout", relay.DefaultHandshakeTimeout, "time for HTTP request headers and a session handshake")
+	fs.DurationVar(&l.IdleTimeout, "idle-timeout", relay.DefaultIdleTimeout, "close a session that received nothing for this long (QUIC, WebTransport, WebSocket)")
+	fs.IntVar(&l.MaxSubscriptions, "max-subscriptions", engineDefaults.MaxSubscriptions, "subscriptions one session may have at once")
+	fs.IntVar(&l.MaxPendingSubscriptions, "max-pending-subscriptions", engineDefaults.MaxPendingSubscriptions, "subscriptions of one session waiting for their track upstream at once")
+	fs.IntVar(&l.UnconfirmedRate, "unconfirmed-rate", engineDefaults.UnconfirmedRate, "subscriptions per second one session may make to tracks not confirmed yet, past the pending burst")
+	fs.IntVar(&l.MaxFetches, "max-fetches", engineDefaults.MaxFetches, "fetches one session may have at once")
+	fs.IntVar(&l.MaxAnnounceInterests, "max-announce-interests", engineDefaults.MaxAnnounceInterests, "announce streams one session may have open at once")
+	fs.IntVar(&l.MaxAnnounced, "max-announced", engineDefaults.MaxAnnounced, "broadcasts one session may announce at once")
+	fs.DurationVar(&c.MaxAge, "cache-age", moq.DefaultCacheAge, "how long a relayed track keeps its groups")
+	fs.Uint64Var(&c.TrackBytes, "cache-track-bytes", moq.DefaultCacheBytes, "payload bytes one relayed track may cache")
+	fs.Uint64Var(&c.TotalBytes, "cache-total-bytes", relay.DefaultCacheTotal, "payload bytes all relayed tracks may cache together")
+}
+
+// engineDefaults are the session limits a zero value means.
+var engineDefaults = session.Limits{}.WithDefaults()
 
 // slowShutdown is how long the relay may take to end its sessions after an
 // interrupt before it says so.

@@ -26,6 +26,10 @@ type Config struct {
 	Logger *slog.Logger
 	// NodeID is this endpoint's id in announcement hop lists; 0 for none.
 	NodeID uint64
+	// Limits bound what the peer can make the session hold.
+	Limits Limits
+	// Cache is the cache policy of the tracks mirrored from the peer.
+	Cache moq.CachePolicy
 }
 
 // Session is one running session of a protocol engine. The session package

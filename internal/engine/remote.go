@@ -10,12 +10,14 @@ type Remote struct {
 	dynamic   *moq.BroadcastDynamic
 }
 
-// NewRemote creates the mirror of a broadcast that came through hops.
-// subscribe runs on the requesting goroutine and owns the track: it must
-// start serving it and return (see moq.RequestHandler).
-func NewRemote(hops []uint64, subscribe moq.RequestHandler, fetch moq.FetchHandler) *Remote {
+// NewRemote creates the mirror of a broadcast that came through hops, whose
+// tracks cache as cache says. subscribe runs on the requesting goroutine and
+// owns the track: it must start serving it and return (see
+// moq.RequestHandler).
+func NewRemote(hops []uint64, cache moq.CachePolicy, subscribe moq.RequestHandler, fetch moq.FetchHandler) *Remote {
 	b := moq.NewBroadcast()
 	b.SetHops(hops)
+	b.SetCachePolicy(cache)
 	d := b.Dynamic()
 	d.HandleFetch(fetch)
 	d.HandleRequests(subscribe)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/moqgo/moq"
@@ -14,6 +15,7 @@ import (
 	"github.com/moqgo/moq/internal/serve"
 	"github.com/moqgo/moq/internal/wire"
 	"github.com/moqgo/moq/transport"
+	"golang.org/x/time/rate"
 )
 
 // This file and the other session*.go files are the moq-lite engine: a
@@ -53,17 +55,26 @@ type Session struct {
 	nodeID  uint64
 	log     *slog.Logger
 	prio    serve.Priorities
+	limits  engine.Limits
+	cache   moq.CachePolicy
+	// unconfirmed paces the peer's subscriptions to tracks not confirmed
+	// yet (see engine.Limits.UnconfirmedRate).
+	unconfirmed *rate.Limiter
+	refusals    atomic.Int64 // requests refused by a limit, for logging
 
 	ctx    context.Context // cancelled when the session ends
 	cancel context.CancelCauseFunc
 	g      engine.Goroutines // every goroutine of the session
 
-	mu   sync.Mutex
-	subs map[uint64]*subscription // our subscriptions to the peer, by id
+	mu       sync.Mutex
+	subs     map[uint64]*subscription // our subscriptions to the peer, by id
+	subsPeak int                      // see shrink.Map
 	// subsGone is closed and replaced whenever a subscription ends.
 	subsGone chan struct{}
 	nextID   uint64
 	served   map[*served]struct{} // the peer's subscriptions we serve
+	// active counts the peer's requests in progress, against the limits.
+	active struct{ subscriptions, pending, fetches, interests int }
 	// remotes are the broadcasts of the peer consumed locally, which the
 	// session's end ends; nil once it ended.
 	remotes map[*engine.Remote]struct{}
@@ -79,20 +90,24 @@ type Session struct {
 // stream left by ExchangeSetup (nil from lite-03 on).
 func New(conn transport.Session, version Version, cfg engine.Config, setup *SetupStream) *Session {
 	ctx, cancel := context.WithCancelCause(context.Background())
+	limits := cfg.Limits.WithDefaults()
 	s := &Session{
-		conn:     conn,
-		version:  version,
-		publish:  cfg.Publish,
-		consume:  cfg.Consume,
-		nodeID:   cfg.NodeID,
-		log:      cfg.Logger.With("version", version.String(), "remote", conn.RemoteAddr().String()),
-		ctx:      ctx,
-		cancel:   cancel,
-		subs:     make(map[uint64]*subscription),
-		subsGone: make(chan struct{}),
-		served:   make(map[*served]struct{}),
-		remotes:  make(map[*engine.Remote]struct{}),
-		goaway:   goaway{received: make(chan struct{})},
+		conn:        conn,
+		version:     version,
+		publish:     cfg.Publish,
+		consume:     cfg.Consume,
+		nodeID:      cfg.NodeID,
+		limits:      limits,
+		cache:       cfg.Cache,
+		unconfirmed: rate.NewLimiter(rate.Limit(limits.UnconfirmedRate), limits.MaxPendingSubscriptions),
+		log:         cfg.Logger.With("version", version.String(), "remote", conn.RemoteAddr().String()),
+		ctx:         ctx,
+		cancel:      cancel,
+		subs:        make(map[uint64]*subscription),
+		subsGone:    make(chan struct{}),
+		served:      make(map[*served]struct{}),
+		remotes:     make(map[*engine.Remote]struct{}),
+		goaway:      goaway{received: make(chan struct{})},
 	}
 	s.spawn(s.watchTransport)
 	s.spawn(s.acceptBidi)
@@ -256,35 +271,106 @@ func (s *Session) acceptBidi() {
 	}
 }
 
+// handleBidi reads the type and the request a control stream the peer
+// opened starts with, within the request timeout, and serves it.
 func (s *Session) handleBidi(cs *controlStream) {
+	inTime := s.deadline("control stream", func() { cs.reset(moq.ErrTimeout) })
 	kind, err := ReadControlType(cs.r, s.version)
 	switch {
 	case errors.Is(err, ErrVersion) || errors.Is(err, wire.ErrInvalid):
 		// Unknown stream types are refused one by one so peers can probe
 		// for extensions; they do not end the session.
+		inTime()
 		s.log.Debug("refusing control stream", "err", err)
 		cs.reset(moq.ErrUnexpectedStream)
 		return
 	case err != nil:
+		inTime()
 		cs.reset(moq.ErrCancel)
 		return
 	}
+	// read reads the request, the first message, and stops the deadline.
+	read := func(m Message, what string) bool {
+		err := cs.read(m, s.version, what)
+		if !inTime() {
+			return false // the deadline reset the stream
+		}
+		if err != nil {
+			s.controlFailed(cs, err)
+			return false
+		}
+		return true
+	}
 	switch kind {
 	case ControlAnnounce:
-		s.serveAnnounce(cs)
+		var m AnnounceInterest
+		if read(&m, "ANNOUNCE_INTEREST") {
+			s.serveAnnounce(cs, &m)
+		}
 	case ControlSubscribe:
-		s.serveSubscribe(cs)
+		var m Subscribe
+		if read(&m, "SUBSCRIBE") {
+			s.serveSubscribe(cs, &m)
+		}
 	case ControlFetch:
-		s.serveFetch(cs)
+		var m Fetch
+		if read(&m, "FETCH") {
+			s.serveFetch(cs, &m)
+		}
 	case ControlProbe:
-		s.serveProbe(cs)
+		// The opener writes nothing more.
+		if inTime() {
+			s.serveProbe(cs)
+		}
 	case ControlGoaway:
-		s.recvGoaway(cs)
+		var m Goaway
+		if read(&m, "GOAWAY") {
+			s.recvGoaway(cs, &m)
+		}
 	default:
 		// The session stream is the one that carried SETUP.
+		inTime()
 		cs.reset(moq.ErrProtocolViolation)
 		s.fail(fmt.Errorf("%w: a second session stream", moq.ErrProtocolViolation))
 	}
+}
+
+// deadline runs expired after the request timeout unless the returned
+// function is called first; that function reports whether it was.
+func (s *Session) deadline(what string, expired func()) (inTime func() bool) {
+	timer := time.AfterFunc(s.limits.RequestTimeout, func() {
+		s.log.Debug("stream sent no request in time", "stream", what, "timeout", s.limits.RequestTimeout)
+		expired()
+	})
+	return timer.Stop
+}
+
+// take counts one more of the peer's requests of a kind in *n, unless max
+// are in progress; give counts it out again.
+func (s *Session) take(n *int, max int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if *n >= max {
+		return false
+	}
+	*n++
+	return true
+}
+
+func (s *Session) give(n *int) {
+	s.mu.Lock()
+	*n--
+	s.mu.Unlock()
+}
+
+// refuse resets a stream whose request a limit refused, logging why: the
+// first refusals of a session and then one in a thousand, so a hostile peer
+// cannot flood the log.
+func (s *Session) refuse(cs *controlStream, what string, limit int) {
+	if n := s.refusals.Add(1); n <= 8 || n%1000 == 0 {
+		s.log.Warn("refusing a request over a limit", "request", what, "limit", limit, "refusals", n)
+	}
+	cs.reset(moq.ErrBoundsExceeded)
 }
 
 // acceptUni receives the group streams the peer opens.

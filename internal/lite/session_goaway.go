@@ -47,12 +47,7 @@ func (s *Session) GoAway(ctx context.Context, uri string) error {
 }
 
 // recvGoaway reads the GOAWAY on a goaway stream the peer opened.
-func (s *Session) recvGoaway(cs *controlStream) {
-	var msg Goaway
-	if err := cs.read(&msg, s.version, "GOAWAY"); err != nil {
-		s.controlFailed(cs, err)
-		return
-	}
+func (s *Session) recvGoaway(cs *controlStream, msg *Goaway) {
 	s.log.Debug("received goaway", "uri", msg.URI)
 	s.goaway.once.Do(func() {
 		s.goaway.uri = msg.URI

@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/moqgo/moq"
+	"github.com/moqgo/moq/internal/shrink"
 	"github.com/moqgo/moq/internal/wire"
 	"github.com/moqgo/moq/transport"
 )
@@ -21,12 +22,12 @@ const writeCoalesce = 16 << 10
 
 // serveAnnounce answers one ANNOUNCE_INTEREST with the broadcasts under its
 // prefix, then with every change until the peer closes the stream.
-func (s *Session) serveAnnounce(cs *controlStream) {
-	var interest AnnounceInterest
-	if err := cs.read(&interest, s.version, "ANNOUNCE_INTEREST"); err != nil {
-		s.controlFailed(cs, err)
+func (s *Session) serveAnnounce(cs *controlStream, interest *AnnounceInterest) {
+	if !s.take(&s.active.interests, s.limits.MaxAnnounceInterests) {
+		s.refuse(cs, "announce interest", s.limits.MaxAnnounceInterests)
 		return
 	}
+	defer s.give(&s.active.interests)
 	prefix := moq.NewPath(interest.Prefix)
 
 	var anns *moq.Announcements
@@ -75,7 +76,14 @@ type announcer struct {
 	exclude uint64 // the peer's exclude_hop; 0 for none
 	// sent maps the suffixes announced active to the hops they were sent
 	// with; broadcasts left out (loops) are not in it.
-	sent map[string][]uint64
+	sent     map[string][]uint64
+	sentPeak int // see shrink.Map
+}
+
+// unsent forgets a suffix no longer announced.
+func (a *announcer) unsent(name string) {
+	delete(a.sent, name)
+	a.sent = shrink.Map(a.sent, &a.sentPeak)
 }
 
 func (a *announcer) suffix(p moq.Path) string {
@@ -152,12 +160,12 @@ func (a *announcer) announce(ctx context.Context, an moq.Announce) error {
 		if !ok {
 			return nil // never announced here
 		}
-		delete(a.sent, name)
+		a.unsent(name)
 		return a.write(ctx, &Announce{Active: false, Suffix: name, Hops: hops})
 	}
 	if prev, ok := a.sent[name]; ok {
 		// A replacement without an unannouncement first: end the old one.
-		delete(a.sent, name)
+		a.unsent(name)
 		if err := a.write(ctx, &Announce{Active: false, Suffix: name, Hops: prev}); err != nil {
 			return err
 		}
@@ -180,12 +188,12 @@ func (a *announcer) write(ctx context.Context, msg Message) error {
 
 // serveFetch answers one FETCH with the frames of the group, straight on the
 // fetch stream, then FIN; a group it cannot find resets the stream.
-func (s *Session) serveFetch(cs *controlStream) {
-	var msg Fetch
-	if err := cs.read(&msg, s.version, "FETCH"); err != nil {
-		s.controlFailed(cs, err)
+func (s *Session) serveFetch(cs *controlStream, msg *Fetch) {
+	if !s.take(&s.active.fetches, s.limits.MaxFetches) {
+		s.refuse(cs, "fetch", s.limits.MaxFetches)
 		return
 	}
+	defer s.give(&s.active.fetches)
 	log := s.log.With("broadcast", msg.Broadcast, "track", msg.Track, "group", msg.Group)
 	ctx, cancel := context.WithCancelCause(s.ctx)
 	defer cancel(nil)
@@ -301,12 +309,17 @@ func writeFrames(ctx context.Context, st transport.SendStream, buf []byte, group
 	return nil
 }
 
-// controlFailed handles a failure to read a control stream's opening message.
+// controlFailed handles a failure to read a control stream's opening
+// message: a malformed one ends the session, an oversized one the stream.
 func (s *Session) controlFailed(cs *controlStream, err error) {
-	if errors.Is(err, moq.ErrDecode) {
+	switch {
+	case errors.Is(err, moq.ErrDecode):
 		cs.reset(err)
 		s.fail(err)
-		return
+	case errors.Is(err, wire.ErrTooLarge):
+		s.log.Warn("refusing an oversized request", "err", err)
+		cs.reset(moq.ErrBoundsExceeded)
+	default:
+		cs.reset(moq.ErrCancel)
 	}
-	cs.reset(moq.ErrCancel)
 }

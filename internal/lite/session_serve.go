@@ -3,8 +3,11 @@ package lite
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/moqgo/moq"
@@ -28,6 +31,9 @@ type served struct {
 	ctx   context.Context // ends with the subscription
 	done  chan struct{}   // closed when serving ends
 	sub   *serve.Subscription
+	// okSent is set once the first SUBSCRIBE_OK went out: updates are
+	// answered only after it.
+	okSent atomic.Bool
 }
 
 // OpenGroup implements serve.Sender.
@@ -67,18 +73,21 @@ func (sv *served) reply(ok *SubscribeOk, drop *SubscribeDrop) error {
 // replyOK describes the subscription as it now is in SUBSCRIBE_OK.
 func (sv *served) replyOK() error {
 	o := sv.sub.Options()
-	return sv.reply(&SubscribeOk{Priority: o.Priority, Ordered: o.Ordered, MaxLatency: o.MaxLatency,
+	err := sv.reply(&SubscribeOk{Priority: o.Priority, Ordered: o.Ordered, MaxLatency: o.MaxLatency,
 		StartGroup: optGroup(o.Start), EndGroup: optGroup(o.End)}, nil)
+	sv.okSent.Store(true)
+	return err
 }
 
-// serveSubscribe answers one SUBSCRIBE: SUBSCRIBE_OK, then one stream per
-// group until the subscription is complete or the peer cancels it.
-func (s *Session) serveSubscribe(cs *controlStream) {
-	var msg Subscribe
-	if err := cs.read(&msg, s.version, "SUBSCRIBE"); err != nil {
-		s.controlFailed(cs, err)
+// serveSubscribe answers one SUBSCRIBE: once the track is confirmed
+// (upstream, for a relay), SUBSCRIBE_OK, then one stream per group until the
+// subscription is complete or the peer cancels it.
+func (s *Session) serveSubscribe(cs *controlStream, msg *Subscribe) {
+	if !s.take(&s.active.subscriptions, s.limits.MaxSubscriptions) {
+		s.refuse(cs, "subscription", s.limits.MaxSubscriptions)
 		return
 	}
+	defer s.give(&s.active.subscriptions)
 	log := s.log.With("id", msg.ID, "broadcast", msg.Broadcast, "track", msg.Track)
 
 	broadcast, err := s.lookup(msg.Broadcast)
@@ -87,13 +96,24 @@ func (s *Session) serveSubscribe(cs *controlStream) {
 		cs.reset(err)
 		return
 	}
-	track, err := broadcast.SubscribeTrack(moq.Track{Name: msg.Track, Priority: msg.Priority})
+	track, pending, err := s.subscribeTrack(broadcast, moq.Track{Name: msg.Track, Priority: msg.Priority})
+	if errors.Is(err, moq.ErrBoundsExceeded) {
+		s.refuse(cs, "subscription to an unconfirmed track", s.limits.MaxPendingSubscriptions)
+		return
+	}
 	if err != nil {
 		log.Debug("subscribe refused", "err", err)
 		cs.reset(err)
 		return
 	}
 	defer track.Close()
+	// A pending subscription stops counting as such once answered.
+	answered := sync.OnceFunc(func() {
+		if pending {
+			s.give(&s.active.pending)
+		}
+	})
+	defer answered()
 
 	ctx, cancel := context.WithCancelCause(s.ctx)
 	defer cancel(nil)
@@ -110,15 +130,28 @@ func (s *Session) serveSubscribe(cs *controlStream) {
 		close(sv.done)
 	}()
 
-	if err := sv.replyOK(); err != nil {
-		cs.reset(moq.ErrCancel)
-		return
-	}
 	peerDone := make(chan struct{})
 	if !s.spawn(func() {
 		defer close(peerDone)
 		s.readSubscribeUpdates(sv, cancel)
 	}) {
+		cs.reset(moq.ErrCancel)
+		return
+	}
+	err = s.confirmed(ctx, track)
+	answered()
+	if err != nil {
+		switch {
+		case s.ctx.Err() != nil:
+		case errors.Is(context.Cause(ctx), errUnsubscribed):
+			cs.finish()
+		default:
+			log.Debug("subscribe: track not confirmed", "err", err)
+			cs.reset(err)
+		}
+		return
+	}
+	if err := sv.replyOK(); err != nil {
 		cs.reset(moq.ErrCancel)
 		return
 	}
@@ -147,6 +180,63 @@ func (s *Session) serveSubscribe(cs *controlStream) {
 		cs.reset(err)
 	}
 }
+
+// subscribeTrack subscribes to a track of broadcast for the peer. A track
+// not confirmed yet may cost a subscription upstream: it counts against the
+// peer's pending subscriptions (pending reports that it does; the caller
+// gives it back once the track is answered) and its budget of unconfirmed
+// tracks, and fails with moq.ErrBoundsExceeded past them, before any request
+// is made.
+func (s *Session) subscribeTrack(broadcast *moq.BroadcastConsumer, info moq.Track) (track *moq.TrackConsumer, pending bool, err error) {
+	track, err = broadcast.SubscribeExisting(info)
+	switch {
+	case err == nil && isConfirmed(track):
+		return track, false, nil
+	case err == nil:
+		track.Close()
+	case !errors.Is(err, moq.ErrNotFound):
+		return nil, false, err
+	}
+	if !s.take(&s.active.pending, s.limits.MaxPendingSubscriptions) {
+		return nil, false, moq.ErrBoundsExceeded
+	}
+	if !s.unconfirmed.Allow() {
+		s.give(&s.active.pending)
+		return nil, false, moq.ErrBoundsExceeded
+	}
+	track, err = broadcast.SubscribeTrack(info)
+	if err != nil {
+		s.give(&s.active.pending)
+		return nil, false, err
+	}
+	return track, true, nil
+}
+
+// isConfirmed reports, without waiting, whether track is confirmed.
+func isConfirmed(track *moq.TrackConsumer) bool {
+	return track.Accepted(doneContext) == nil
+}
+
+// confirmed waits, within the request timeout, until track is confirmed
+// by its source.
+func (s *Session) confirmed(ctx context.Context, track *moq.TrackConsumer) error {
+	ctx, cancel := context.WithTimeout(ctx, s.limits.RequestTimeout)
+	defer cancel()
+	if err := track.Accepted(ctx); err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("%w: no answer upstream in %v", moq.ErrTimeout, s.limits.RequestTimeout)
+		}
+		return err
+	}
+	return nil
+}
+
+// doneContext is already done: a wait given it only looks.
+var doneContext = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
 
 // waitFor blocks until done is closed or d has passed.
 func waitFor(done <-chan struct{}, d time.Duration) {
@@ -184,7 +274,7 @@ func (s *Session) readSubscribeUpdates(sv *served, cancel context.CancelCauseFun
 			MaxLatency: update.MaxLatency, Start: groupPtr(update.StartGroup), End: groupPtr(update.EndGroup)})
 		sv.log.Debug("subscription updated", "priority", update.Priority, "ordered", update.Ordered,
 			"max_latency", update.MaxLatency, "start", update.StartGroup, "end", update.EndGroup)
-		if s.version >= Lite03 {
+		if s.version >= Lite03 && sv.okSent.Load() {
 			_ = sv.replyOK()
 		}
 	}

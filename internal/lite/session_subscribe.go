@@ -11,6 +11,7 @@ import (
 
 	"github.com/moqgo/moq"
 	"github.com/moqgo/moq/internal/engine"
+	"github.com/moqgo/moq/internal/shrink"
 	"github.com/moqgo/moq/internal/wire"
 	"github.com/moqgo/moq/transport"
 )
@@ -29,11 +30,11 @@ func (s *Session) runAnnounced(prefix moq.Path) {
 	stop := context.AfterFunc(s.ctx, func() { cs.reset(moq.ErrCancel) })
 	defer stop()
 
-	active := make(map[moq.Path]*engine.Remote)
-	err = s.readAnnounces(cs, prefix, active)
+	a := &announced{active: make(map[moq.Path]*engine.Remote)}
+	err = s.readAnnounces(cs, prefix, a)
 	// Whatever ends the stream ends the broadcasts learned through it.
 	endErr := s.remoteEnd(err)
-	for _, r := range active {
+	for _, r := range a.active {
 		if r != nil {
 			r.End(endErr)
 		}
@@ -44,16 +45,28 @@ func (s *Session) runAnnounced(prefix moq.Path) {
 	case errors.Is(err, moq.ErrDecode) || errors.Is(err, moq.ErrProtocolViolation):
 		s.fail(err)
 	case s.ctx.Err() == nil:
-		// An oversized message or the peer's reset: abandon both sides,
-		// or unread data would hold connection credit.
+		// An oversized message, too many broadcasts or the peer's reset:
+		// abandon both sides, or unread data would hold connection credit.
+		s.log.Warn("announce stream failed", "prefix", prefix, "err", err)
 		cs.reset(err)
 	}
 }
 
-// readAnnounces mirrors the announcements of one announce stream into
-// active. Broadcasts left out because their hops hold our node id (a loop)
-// are kept in active as nil, so that their end is expected.
-func (s *Session) readAnnounces(cs *controlStream, prefix moq.Path, active map[moq.Path]*engine.Remote) error {
+// announced is what one announce stream announced: the broadcasts mirrored,
+// and nil for those left out (loops) so that their end is expected.
+type announced struct {
+	active map[moq.Path]*engine.Remote
+	peak   int // see shrink.Map
+}
+
+// end forgets path, which the peer no longer announces.
+func (a *announced) end(path moq.Path) {
+	delete(a.active, path)
+	a.active = shrink.Map(a.active, &a.peak)
+}
+
+// readAnnounces mirrors the announcements of one announce stream into a.
+func (s *Session) readAnnounces(cs *controlStream, prefix moq.Path, a *announced) error {
 	if err := cs.write(s.ctx, &AnnounceInterest{Prefix: string(prefix), ExcludeHop: s.nodeID}, s.version); err != nil {
 		return streamError(err)
 	}
@@ -63,7 +76,7 @@ func (s *Session) readAnnounces(cs *controlStream, prefix moq.Path, active map[m
 			return readError(err)
 		}
 		for _, suffix := range init.Suffixes {
-			if err := s.announced(active, prefix.Join(moq.NewPath(suffix)), nil); err != nil {
+			if err := s.announced(a, prefix.Join(moq.NewPath(suffix)), nil); err != nil {
 				return err
 			}
 		}
@@ -78,16 +91,16 @@ func (s *Session) readAnnounces(cs *controlStream, prefix moq.Path, active map[m
 		}
 		path := prefix.Join(moq.NewPath(msg.Suffix))
 		if msg.Active {
-			if err := s.announced(active, path, msg.Hops); err != nil {
+			if err := s.announced(a, path, msg.Hops); err != nil {
 				return err
 			}
 			continue
 		}
-		r, ok := active[path]
+		r, ok := a.active[path]
 		if !ok {
 			return fmt.Errorf("%w: ended broadcast %q was never announced", moq.ErrProtocolViolation, path)
 		}
-		delete(active, path)
+		a.end(path)
 		if r != nil {
 			r.End(nil)
 		}
@@ -106,13 +119,16 @@ func readError(err error) error {
 // announced publishes a broadcast the peer announced, serving its tracks
 // and fetches on demand. One whose hops hold our node id went round a loop
 // and is left out.
-func (s *Session) announced(active map[moq.Path]*engine.Remote, path moq.Path, hops []uint64) error {
-	if _, dup := active[path]; dup {
+func (s *Session) announced(a *announced, path moq.Path, hops []uint64) error {
+	if _, dup := a.active[path]; dup {
 		return fmt.Errorf("%w: broadcast %q announced twice", moq.ErrProtocolViolation, path)
+	}
+	if len(a.active) >= s.limits.MaxAnnounced {
+		return fmt.Errorf("%w: more than %d broadcasts announced", moq.ErrBoundsExceeded, s.limits.MaxAnnounced)
 	}
 	if s.nodeID != 0 && slices.Contains(hops, s.nodeID) {
 		s.log.Debug("ignoring a broadcast that came through us", "broadcast", path, "hops", hops)
-		active[path] = nil
+		a.active[path] = nil
 		return nil
 	}
 	r := s.newRemote(path, hops)
@@ -122,7 +138,7 @@ func (s *Session) announced(active map[moq.Path]*engine.Remote, path moq.Path, h
 		r.End(nil)
 		return nil
 	}
-	active[path] = r
+	a.active[path] = r
 	s.log.Debug("broadcast announced", "broadcast", path, "hops", hops)
 	return nil
 }
@@ -130,7 +146,7 @@ func (s *Session) announced(active map[moq.Path]*engine.Remote, path moq.Path, h
 // newRemote mirrors the peer's broadcast at path: its tracks are subscribed
 // when requested, on goroutines of the session, and end with it.
 func (s *Session) newRemote(path moq.Path, hops []uint64) *engine.Remote {
-	return engine.NewRemote(hops, func(track *moq.TrackProducer) {
+	return engine.NewRemote(hops, s.cache, func(track *moq.TrackProducer) {
 		if !s.spawn(func() { s.runSubscription(path, track) }) {
 			_ = track.Abort(s.endCause())
 			track.Close()
@@ -271,19 +287,19 @@ type subRequest struct {
 	opts  engine.SubscribeOptions
 	// sub, when set, receives the replies and the means to update.
 	sub *engine.Subscription
-	// ready, when set, gets nil once SUBSCRIBE_OK arrived, or the error that
-	// ended the subscription before.
-	ready chan<- error
+	// answered, when set, is called once with nil when SUBSCRIBE_OK
+	// arrived, or with the error that ended the subscription before.
+	answered func(error)
 }
 
 // subscribe runs one subscription, feeding the peer's groups into
 // req.track, until the peer finishes it (nil), it fails, ctx is done, or
 // req.track has no consumer left (moq.ErrCancel).
 func (s *Session) subscribe(ctx context.Context, req subRequest) (err error) {
-	readySent := false
+	answered := false
 	defer func() {
-		if req.ready != nil && !readySent {
-			req.ready <- err
+		if req.answered != nil && !answered {
+			req.answered(err)
 		}
 	}()
 	s.mu.Lock()
@@ -295,6 +311,7 @@ func (s *Session) subscribe(ctx context.Context, req subRequest) (err error) {
 	defer func() {
 		s.mu.Lock()
 		delete(s.subs, id)
+		s.subs = shrink.Map(s.subs, &s.subsPeak)
 		close(s.subsGone)
 		s.subsGone = make(chan struct{})
 		s.mu.Unlock()
@@ -353,12 +370,14 @@ func (s *Session) subscribe(ctx context.Context, req subRequest) (err error) {
 		s.fail(err)
 		return err
 	}
+	// The publisher has the track: a relay's subscribers may be answered.
+	_ = req.track.Accept()
 	if req.sub != nil {
 		req.sub.SetInfo(okOptions(ok))
 	}
-	if req.ready != nil {
-		req.ready <- nil
-		readySent = true
+	if req.answered != nil {
+		req.answered(nil)
+		answered = true
 	}
 	for {
 		ok, drop, err := ReadSubscribeResponse(cs.r, s.version, maxControlMessage)
@@ -421,23 +440,33 @@ func (s *Session) subscribeFailed(ctx context.Context, err error) error {
 
 // recvGroup receives one group stream into its subscription's track.
 func (s *Session) recvGroup(st transport.ReceiveStream) {
+	inTime := s.deadline("group stream", func() { st.CancelRead(ErrorCode(moq.ErrTimeout)) })
 	r := wire.NewReader(st)
 	if _, err := ReadDataType(r); err != nil {
 		code := moq.ErrCancel
 		if wire.IsDecodeError(err) {
 			code = moq.ErrUnexpectedStream
 		}
+		inTime()
 		st.CancelRead(ErrorCode(code))
 		return
 	}
 	var hdr Group
-	if err := readBody(r, &hdr, s.version, maxControlMessage, "GROUP"); err != nil {
+	err := readBody(r, &hdr, s.version, maxControlMessage, "GROUP")
+	if !inTime() {
+		return // the deadline stopped the stream
+	}
+	if err != nil {
 		if errors.Is(err, moq.ErrDecode) {
 			st.CancelRead(ErrorCode(moq.ErrDecode))
 			s.fail(err)
 			return
 		}
-		st.CancelRead(ErrorCode(moq.ErrCancel))
+		code := moq.ErrCancel
+		if errors.Is(err, wire.ErrTooLarge) {
+			code = moq.ErrBoundsExceeded
+		}
+		st.CancelRead(ErrorCode(code))
 		return
 	}
 	s.mu.Lock()

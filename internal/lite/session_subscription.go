@@ -73,7 +73,7 @@ func (s *Session) Subscribe(ctx context.Context, broadcast moq.Path, track strin
 	ready := make(chan error, 1)
 	run := func() {
 		defer producer.Close()
-		err := s.remoteEnd(s.subscribe(s.ctx, subRequest{path: broadcast, track: producer, opts: opts, sub: sub, ready: ready}))
+		err := s.remoteEnd(s.subscribe(s.ctx, subRequest{path: broadcast, track: producer, opts: opts, sub: sub, answered: answer(ready)}))
 		if err != nil {
 			_ = producer.Abort(err)
 		} else {
@@ -113,7 +113,7 @@ func (s *Session) Feed(ctx context.Context, broadcast moq.Path, track *moq.Track
 	ready := make(chan error, 1)
 	res := make(chan error, 1)
 	run := func() {
-		raw := s.subscribe(s.ctx, subRequest{path: broadcast, track: track, opts: opts, sub: sub, ready: ready})
+		raw := s.subscribe(s.ctx, subRequest{path: broadcast, track: track, opts: opts, sub: sub, answered: answer(ready)})
 		err := s.remoteEnd(raw)
 		sub.Finish(err)
 		if raw != nil && err == nil {
@@ -137,6 +137,11 @@ func (s *Session) Feed(ctx context.Context, broadcast moq.Path, track *moq.Track
 		sub.Close()
 		return nil, nil, ctx.Err()
 	}
+}
+
+// answer returns a subRequest.answered that sends to ready.
+func answer(ready chan<- error) func(error) {
+	return func(err error) { ready <- err }
 }
 
 // update sends a SUBSCRIBE_UPDATE with opts on a subscribe stream.

@@ -76,6 +76,10 @@ var (
 	// ErrConnectionLost is the cause of a session whose WebSocket ended without a
 	// close frame from the peer, or failed while reading or writing.
 	ErrConnectionLost = errors.New("qmux: websocket connection lost")
+	// ErrIdleTimeout is the cause of a session that received nothing from its
+	// peer (no frame, no WebSocket ping or pong) for its idle timeout. The cause
+	// wraps it: test with errors.Is.
+	ErrIdleTimeout = errors.New("qmux: idle timeout")
 	// ErrStreamClosed is returned by Write after Close.
 	ErrStreamClosed = errors.New("qmux: write on closed stream")
 	// ErrUnsupportedFrame is returned when encoding a frame the framing cannot carry

@@ -111,6 +111,7 @@ const (
 
 // Transport parameter ids written and understood (RFC 9000 §18.2).
 const (
+	paramMaxIdleTimeout                 = 0x01
 	paramInitialMaxData                 = 0x04
 	paramInitialMaxStreamDataBidiLocal  = 0x05
 	paramInitialMaxStreamDataBidiRemote = 0x06
@@ -119,9 +120,12 @@ const (
 	paramInitialMaxStreamsUni           = 0x09
 )
 
-// TransportParams are the flow-control limits an endpoint declares in its
+// TransportParams are the limits an endpoint declares in its
 // QX_TRANSPORT_PARAMETERS frame. Absent parameters are zero.
 type TransportParams struct {
+	// MaxIdleTimeout is max_idle_timeout (0x01) in milliseconds; zero means none.
+	// @moq/qmux 0.3.x declares 30000; 0.0.6 and this package declare nothing.
+	MaxIdleTimeout                 uint64
 	InitialMaxData                 uint64
 	InitialMaxStreamDataBidiLocal  uint64
 	InitialMaxStreamDataBidiRemote uint64
@@ -131,7 +135,9 @@ type TransportParams struct {
 }
 
 // defaultTransportParams are the limits every session declares; they equal the
-// defaults of @moq/qmux.
+// defaults of @moq/qmux 0.0.6. max_idle_timeout is not declared, so the first
+// frame stays byte-identical to that package's (the vectors pin it); the session
+// enforces its idle timeout all the same, and honours a lower one the peer declares.
 var defaultTransportParams = TransportParams{
 	InitialMaxData:                 1 << 20,
 	InitialMaxStreamDataBidiLocal:  256 << 10,
@@ -141,8 +147,9 @@ var defaultTransportParams = TransportParams{
 	InitialMaxStreamsUni:           100,
 }
 
-func (p *TransportParams) list() [6]struct{ id, v uint64 } {
-	return [6]struct{ id, v uint64 }{
+func (p *TransportParams) list() [7]struct{ id, v uint64 } {
+	return [7]struct{ id, v uint64 }{
+		{paramMaxIdleTimeout, p.MaxIdleTimeout},
 		{paramInitialMaxData, p.InitialMaxData},
 		{paramInitialMaxStreamDataBidiLocal, p.InitialMaxStreamDataBidiLocal},
 		{paramInitialMaxStreamDataBidiRemote, p.InitialMaxStreamDataBidiRemote},
@@ -184,6 +191,8 @@ func parseTransportParams(p []byte) (TransportParams, error) {
 		p = p[size:]
 		var dst *uint64
 		switch id {
+		case paramMaxIdleTimeout:
+			dst = &tp.MaxIdleTimeout
 		case paramInitialMaxData:
 			dst = &tp.InitialMaxData
 		case paramInitialMaxStreamDataBidiLocal:

@@ -3,6 +3,7 @@ package qmux
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -26,18 +27,29 @@ type testServer struct {
 // given application protocols. Sessions nobody took are closed at cleanup.
 func newTestServer(tb testing.TB, protocols []string) *testServer {
 	tb.Helper()
+	return startTestServer(tb, protocols, nil, nil)
+}
+
+// startTestServer is newTestServer with accept options and, if wrap is not nil,
+// a wrapper around every connection the server accepts.
+func startTestServer(tb testing.TB, protocols []string, opts *AcceptOptions, wrap func(net.Conn) net.Conn) *testServer {
+	tb.Helper()
 	ts := &testServer{sessions: make(chan *session, 64)}
-	ts.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	ts.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !Offered(r) {
 			http.Error(w, "websocket only", http.StatusBadRequest)
 			return
 		}
-		s, err := Accept(w, r, protocols)
+		s, err := AcceptWithOptions(w, r, protocols, opts)
 		if err != nil {
 			return
 		}
 		ts.sessions <- s.(*session)
 	}))
+	if wrap != nil {
+		ts.Listener = wrapListener{ts.Listener, wrap}
+	}
+	ts.Start()
 	tb.Cleanup(func() {
 		ts.Close()
 		for {
@@ -69,9 +81,15 @@ func (ts *testServer) next(tb testing.TB) *session {
 // dialTest dials ts offering the given subprotocols and closes the session at cleanup.
 func dialTest(tb testing.TB, url string, offer []string) *session {
 	tb.Helper()
+	return dialTestOpts(tb, url, offer, nil)
+}
+
+// dialTestOpts is dialTest with options.
+func dialTestOpts(tb testing.TB, url string, offer []string, opts *DialOptions) *session {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
-	s, err := dial(ctx, url, offer, nil)
+	s, err := dial(ctx, url, offer, opts)
 	if err != nil {
 		tb.Fatalf("dial: %v", err)
 	}
@@ -98,6 +116,20 @@ func newPair(tb testing.TB, offer []string) (client, server *session) {
 	client = dialTest(tb, ts.URL, offer)
 	server = ts.next(tb)
 	return client, server
+}
+
+// wrapListener wraps every accepted connection.
+type wrapListener struct {
+	net.Listener
+	wrap func(net.Conn) net.Conn
+}
+
+func (l wrapListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return l.wrap(c), nil
 }
 
 // framings are the two ways to run a session, as client offers.

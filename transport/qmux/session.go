@@ -8,6 +8,7 @@ import (
 	"math"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -25,9 +26,6 @@ const (
 	sendBufferSize = 64 << 10
 	// maxReasonLen bounds the reason phrase so that a close frame fits MaxFrameSize.
 	maxReasonLen = MaxFrameSize - 32
-	// closeTimeout bounds the close frame, the WebSocket close handshake and the
-	// wait for the peer when a session ends.
-	closeTimeout = 5 * time.Second
 	// maxStreamsLimit is the largest MAX_STREAMS value RFC 9000 §4.6 allows.
 	maxStreamsLimit = 1 << 60
 
@@ -47,8 +45,8 @@ const (
 
 // session implements transport.Session over one WebSocket connection. One reader
 // goroutine decodes and applies incoming frames; one writer goroutine encodes
-// and sends everything. Both belong to the session and exit when it closes; all
-// state is guarded by mu.
+// and sends everything; one more sends keep-alive pings. All belong to the
+// session and exit when it closes; all state is guarded by mu.
 type session struct {
 	conn     *websocket.Conn
 	framing  Framing
@@ -64,11 +62,23 @@ type session struct {
 	ioCancel context.CancelFunc
 	wg       sync.WaitGroup
 
-	mu         sync.Mutex
-	closed     bool
-	cause      error
-	closeFrame *Frame      // close frame still to send
-	abortTimer *time.Timer // aborts WebSocket I/O if closing takes too long
+	// Liveness (see liveness.go). live is set before the goroutines start and
+	// never changes (live.clock is nil in a session without a connection);
+	// writeSince is atomic; the others are guarded by mu.
+	live          liveness
+	idleTimer     *time.Timer   // closes the session when nothing was received for the idle timeout
+	readerPaused  bool          // the reader waits for the application, not for the peer
+	keepAliveWake chan struct{} // the keep-alive period may have changed
+	writeSince    atomic.Int64  // when the WebSocket write in progress started (clock time + 1), 0 if none
+
+	mu            sync.Mutex
+	closed        bool
+	cause         error
+	closeFrame    *Frame        // close frame still to send
+	closeTimeout  time.Duration // bounds closing: close frame, WebSocket close handshake
+	abortTimer    *time.Timer   // aborts WebSocket I/O if closing takes too long
+	wsCloseCode   websocket.StatusCode
+	wsCloseReason string
 
 	readerWake chan struct{} // legacy framing: the reader waits for the application
 
@@ -110,14 +120,25 @@ type session struct {
 
 var _ transport.Session = (*session)(nil)
 
-// newSession starts the reader and writer goroutines of a session over conn.
-func newSession(conn *websocket.Conn, framing Framing, protocol string, isServer bool, laddr, raddr net.Addr) *session {
+// newSession starts the goroutines of a session over conn. live.clock must be
+// the one conn's ping and pong callbacks mark.
+func newSession(conn *websocket.Conn, framing Framing, protocol string, isServer bool, laddr, raddr net.Addr, live liveness) *session {
 	conn.SetReadLimit(readLimit)
 	s := newSessionState(framing, protocol, isServer)
 	s.conn, s.laddr, s.raddr = conn, laddr, raddr
+	s.live = live
+	s.mu.Lock()
+	if live.idle > 0 {
+		s.idleTimer = time.AfterFunc(live.idle, s.checkIdle)
+	}
+	s.mu.Unlock()
 	s.wg.Add(2)
 	go s.readLoop()
 	go s.writeLoop()
+	if live.keepAlive > 0 {
+		s.wg.Add(1)
+		go s.keepAliveLoop()
+	}
 	return s
 }
 
@@ -125,11 +146,13 @@ func newSession(conn *websocket.Conn, framing Framing, protocol string, isServer
 // state machine that frames are applied to.
 func newSessionState(framing Framing, protocol string, isServer bool) *session {
 	s := &session{
-		framing:  framing,
-		isServer: isServer,
-		protocol: protocol,
-		params:   defaultTransportParams,
-		streams:  make(map[uint64]*stream),
+		framing:      framing,
+		isServer:     isServer,
+		protocol:     protocol,
+		params:       defaultTransportParams,
+		streams:      make(map[uint64]*stream),
+		closeTimeout: defaultCloseTimeout,
+		wsCloseCode:  websocket.StatusNormalClosure,
 	}
 	s.ctx, s.cancel = context.WithCancelCause(context.Background())
 	s.ioCtx, s.ioCancel = context.WithCancel(context.Background())
@@ -259,6 +282,11 @@ func (s *session) accept(ctx context.Context, dir int) (*stream, error) {
 	}
 }
 
+// CloseWithError sends APPLICATION_CLOSE and closes the WebSocket. It returns
+// once the frame has been written and the WebSocket closed (the peer has been
+// told, so the process may exit), or, if the peer does not read, after
+// closeTimeout (1 s), the connection then being cut. Pending stream data is
+// discarded, as in QUIC.
 func (s *session) CloseWithError(code uint32, reason string) error {
 	if len(reason) > maxReasonLen {
 		reason = reason[:maxReasonLen]
@@ -285,12 +313,22 @@ func (s *session) closeLocked(cause error, frame *Frame) {
 	s.closed = true
 	s.cause = cause
 	s.closeFrame = frame
-	s.ctrl = nil
+	// Pending frames are dropped, except transport parameters not sent yet: a
+	// qmux-00 peer takes any other first frame, the close too, as a violation.
+	if len(s.ctrl) > 0 && s.ctrl[0].Kind == KindTransportParameters && frame != nil {
+		s.ctrl = s.ctrl[:1]
+	} else {
+		s.ctrl = nil
+	}
 	s.active = nil
 	s.maxStreamDataQ = nil
+	if s.idleTimer != nil {
+		s.idleTimer.Stop()
+	}
 	s.cancel(cause) // wakes every waiter, and cancels the streams' contexts
-	s.abortTimer = time.AfterFunc(closeTimeout, s.ioCancel)
+	s.abortTimer = time.AfterFunc(s.closeTimeout, s.abort)
 	notify(&s.writerWake)
+	notify(&s.keepAliveWake)
 }
 
 // failLocked closes the session because of a QMux-level error.
@@ -327,6 +365,7 @@ func (s *session) readLoop() {
 			s.mu.Unlock()
 			return
 		}
+		s.live.clock.mark()
 		if typ == websocket.MessageBinary { // text messages carry no frames; @moq/qmux ignores them too
 			s.handleMessage(msg)
 		}
@@ -335,10 +374,13 @@ func (s *session) readLoop() {
 
 // waitForReader blocks, in the legacy framing, while the application has
 // legacyRecvBuffer or more received bytes left to read.
+//
+// Meanwhile the idle timer does not run: the silence is ours, not the peer's.
 func (s *session) waitForReader() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for s.framing != QMux00 && !s.closed && s.recvConnOffset-s.recvConnConsumed >= legacyRecvBuffer {
+		s.readerPaused = true
 		ch := waitCh(&s.readerWake)
 		if s.testHookBackpressure != nil {
 			s.testHookBackpressure()
@@ -349,6 +391,10 @@ func (s *session) waitForReader() {
 		case <-s.ctx.Done():
 		}
 		s.mu.Lock()
+	}
+	if s.readerPaused {
+		s.readerPaused = false
+		s.live.clock.mark() // the idle timeout starts afresh
 	}
 }
 
@@ -410,7 +456,10 @@ func (s *session) writeLoop() {
 		if msg == nil {
 			break
 		}
-		if err := s.conn.Write(s.ioCtx, websocket.MessageBinary, msg); err != nil {
+		s.writing(true)
+		err := s.conn.Write(s.ioCtx, websocket.MessageBinary, msg)
+		s.writing(false)
+		if err != nil {
 			s.mu.Lock()
 			s.closeLocked(connectionLost(err), nil)
 			s.mu.Unlock()
@@ -418,7 +467,11 @@ func (s *session) writeLoop() {
 		}
 		buf = msg[:0]
 	}
-	_ = s.conn.Close(websocket.StatusNormalClosure, "")
+	// The close handshake waits for the peer's answer; abortTimer bounds it.
+	s.mu.Lock()
+	code, reason := s.wsCloseCode, s.wsCloseReason
+	s.mu.Unlock()
+	_ = s.conn.Close(code, reason)
 	s.mu.Lock()
 	s.abortTimer.Stop()
 	s.mu.Unlock()
@@ -441,6 +494,13 @@ func (s *session) encodeLocked(buf []byte, f *Frame) []byte {
 // the most urgent stream that has credit, earliest opened first.
 func (s *session) nextFrameLocked(buf []byte) []byte {
 	if s.closed {
+		if len(s.ctrl) > 0 { // transport parameters not sent yet (closeLocked)
+			f := s.ctrl[0]
+			s.ctrl = nil
+			if b, err := AppendFrame(buf, &f, s.framing); err == nil {
+				return b
+			}
+		}
 		if f := s.closeFrame; f != nil {
 			s.closeFrame = nil
 			if b, err := AppendFrame(buf, f, s.framing); err == nil {
@@ -762,6 +822,11 @@ func (s *session) handleParamsLocked(p *TransportParams) {
 	s.sendConnMax = p.InitialMaxData
 	s.peerMaxStreams = [2]uint64{p.InitialMaxStreamsBidi, p.InitialMaxStreamsUni}
 	notify(&s.openWake)
+	// A max_idle_timeout below ours lowers the idle timeout and the keep-alive period.
+	if p.MaxIdleTimeout != 0 {
+		s.rearmIdleLocked()
+		notify(&s.keepAliveWake)
+	}
 }
 
 func (s *session) handleStreamLocked(f *Frame) {

@@ -20,6 +20,14 @@
 // is also sent to it in a CONNECTION_CLOSE frame (in the legacy framing, an
 // APPLICATION_CLOSE carrying the transport error code).
 //
+// A session closes itself when it has received nothing from the peer (no frame,
+// no WebSocket ping or pong) for its idle timeout, 30 s by default; its cause
+// then matches ErrIdleTimeout. While the session is quiet it sends WebSocket
+// pings, which browsers and WebSocket libraries answer by themselves, so a
+// healthy peer never times out (see AcceptOptions and DialOptions).
+// CloseWithError returns once APPLICATION_CLOSE has been written and the
+// WebSocket closed, or after 1 s if the peer does not read.
+//
 // Send priorities (SetPriority) are honoured: the single writer of a session
 // always sends the pending data of the most urgent stream first, streams of
 // equal urgency in the order they were opened.
@@ -36,6 +44,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/coder/websocket"
 
@@ -159,9 +168,10 @@ func Offered(r *http.Request) bool {
 // Accept upgrades r to a WebSocket and starts a server session on it, on whatever
 // URL path the client used. protocols are the application protocols the server
 // supports, most preferred first (see Select). Cross-origin requests are
-// accepted. On failure an HTTP error has been written to w.
+// accepted. On failure an HTTP error has been written to w. The session has the
+// default idle timeout and keep-alive period (see AcceptOptions).
 func Accept(w http.ResponseWriter, r *http.Request, protocols []string) (transport.Session, error) {
-	return AcceptFramings(w, r, protocols, nil)
+	return AcceptWithOptions(w, r, protocols, nil)
 }
 
 // AcceptFramings is Accept with the server's framing preference, most
@@ -169,23 +179,60 @@ func Accept(w http.ResponseWriter, r *http.Request, protocols []string) (transpo
 // client that offers nothing acceptable gets the legacy framing without a
 // subprotocol.
 func AcceptFramings(w http.ResponseWriter, r *http.Request, protocols []string, framings []Framing) (transport.Session, error) {
+	return AcceptWithOptions(w, r, protocols, &AcceptOptions{Framings: framings})
+}
+
+// AcceptOptions configures AcceptWithOptions; the zero value (or nil) gives
+// what Accept does.
+type AcceptOptions struct {
+	// Framings is the server's framing preference, most preferred first (nil
+	// means QMux00, then WebTransport), as for AcceptFramings.
+	Framings []Framing
+	// IdleTimeout closes the session when nothing (no frame, no WebSocket ping
+	// or pong) has been received from the peer for this long; the session's
+	// cause then matches ErrIdleTimeout. It starts with the upgrade, so it also
+	// bounds a peer that connects and never speaks. Zero means
+	// DefaultIdleTimeout (30 s), negative disables it. A qmux-00 peer that
+	// declares a smaller max_idle_timeout lowers it.
+	IdleTimeout time.Duration
+	// KeepAlivePeriod is how long the session waits, having received nothing,
+	// before it sends a WebSocket ping, which browsers and WebSocket libraries
+	// answer by themselves: a healthy but quiet peer never reaches the idle
+	// timeout. It is capped at half the idle timeout (ours or the peer's,
+	// whichever is smaller). Zero means DefaultKeepAlivePeriod (10 s),
+	// negative disables pings.
+	KeepAlivePeriod time.Duration
+}
+
+// AcceptWithOptions is Accept with options; opts may be nil.
+func AcceptWithOptions(w http.ResponseWriter, r *http.Request, protocols []string, opts *AcceptOptions) (transport.Session, error) {
+	if opts == nil {
+		opts = &AcceptOptions{}
+	}
 	var subs []string
-	if sel := selectFraming(offeredSubprotocols(r.Header), protocols, framings); sel != "" {
+	if sel := selectFraming(offeredSubprotocols(r.Header), protocols, opts.Framings); sel != "" {
 		subs = []string{sel}
 	}
+	live := resolveLiveness(opts.IdleTimeout, opts.KeepAlivePeriod)
+	w, hijacked := recordHijack(w)
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		Subprotocols:       subs,
 		InsecureSkipVerify: true, // browsers connect from any origin
+		OnPingReceived:     live.clock.onPing,
+		OnPongReceived:     live.clock.onPong,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("qmux: %w", err)
+	}
+	if hijacked != nil {
+		live.netConn = hijacked.conn
 	}
 	framing, proto := ParseSubprotocol(conn.Subprotocol())
 	laddr, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
 	if laddr == nil {
 		laddr = wsAddr(r.Host)
 	}
-	return newSession(conn, framing, proto, true, laddr, parseAddr(r.RemoteAddr)), nil
+	return newSession(conn, framing, proto, true, laddr, parseAddr(r.RemoteAddr), live), nil
 }
 
 // DialOptions configures Dial.
@@ -198,6 +245,11 @@ type DialOptions struct {
 	TLSConfig *tls.Config
 	// Header is added to the upgrade request (for example Authorization).
 	Header http.Header
+	// IdleTimeout and KeepAlivePeriod are as in AcceptOptions: zero means
+	// DefaultIdleTimeout (30 s) and DefaultKeepAlivePeriod (10 s), negative
+	// disables.
+	IdleTimeout     time.Duration
+	KeepAlivePeriod time.Duration
 }
 
 // Dial opens a client session to a ws://, wss://, http:// or https:// URL (http
@@ -230,6 +282,7 @@ func dial(ctx context.Context, rawURL string, offer []string, opts *DialOptions)
 		opts = &DialOptions{}
 	}
 	var addrs connAddrs
+	live := resolveLiveness(opts.IdleTimeout, opts.KeepAlivePeriod)
 	client := opts.HTTPClient
 	if client == nil {
 		dialer := &net.Dialer{}
@@ -239,7 +292,7 @@ func dial(ctx context.Context, rawURL string, offer []string, opts *DialOptions)
 			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 				c, err := dialer.DialContext(ctx, network, addr)
 				if err == nil {
-					addrs.set(c.LocalAddr(), c.RemoteAddr())
+					addrs.set(c)
 				}
 				return c, err
 			},
@@ -248,37 +301,42 @@ func dial(ctx context.Context, rawURL string, offer []string, opts *DialOptions)
 		client = &http.Client{Transport: tr}
 	}
 	conn, _, err := websocket.Dial(ctx, u.String(), &websocket.DialOptions{
-		HTTPClient:   client,
-		HTTPHeader:   opts.Header,
-		Subprotocols: offer,
+		HTTPClient:     client,
+		HTTPHeader:     opts.Header,
+		Subprotocols:   offer,
+		OnPingReceived: live.clock.onPing,
+		OnPongReceived: live.clock.onPong,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("qmux: %w", err)
 	}
 	framing, proto := ParseSubprotocol(conn.Subprotocol())
-	laddr, raddr := addrs.get()
-	if laddr == nil {
-		laddr, raddr = wsAddr(""), wsAddr(u.Host)
+	nc := addrs.get()
+	laddr, raddr := net.Addr(wsAddr("")), net.Addr(wsAddr(u.Host))
+	if nc != nil {
+		laddr, raddr = nc.LocalAddr(), nc.RemoteAddr()
+		live.netConn = nc
 	}
-	return newSession(conn, framing, proto, false, laddr, raddr), nil
+	return newSession(conn, framing, proto, false, laddr, raddr, live), nil
 }
 
-// connAddrs records the addresses of the connection a Dial made.
+// connAddrs records the connection a Dial made, for its addresses and so that
+// the session can cut it.
 type connAddrs struct {
-	mu            sync.Mutex
-	local, remote net.Addr
+	mu   sync.Mutex
+	conn net.Conn
 }
 
-func (a *connAddrs) set(local, remote net.Addr) {
+func (a *connAddrs) set(c net.Conn) {
 	a.mu.Lock()
-	a.local, a.remote = local, remote
+	a.conn = c
 	a.mu.Unlock()
 }
 
-func (a *connAddrs) get() (net.Addr, net.Addr) {
+func (a *connAddrs) get() net.Conn {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.local, a.remote
+	return a.conn
 }
 
 // wsAddr is an address known only as text.

@@ -110,6 +110,13 @@ type session struct {
 }
 
 // CloseWithError closes the connection and returns once Context is done.
+// By then the peer has been told, so the process may exit: quic-go's
+// Conn.CloseWithError returns only when the connection's run loop has ended,
+// and that loop writes the CONNECTION_CLOSE to the socket synchronously
+// (Conn.handleCloseError) before it cancels the connection's context; a
+// connection dialed with DialAddr closes its UDP socket only after that. The
+// wait is bounded by those socket writes: the few packets still queued, then
+// the CONNECTION_CLOSE.
 func (s *session) CloseWithError(code uint32, reason string) error {
 	err := s.conn.CloseWithError(quicgo.ApplicationErrorCode(code), reason)
 	<-s.ctx.Done()

@@ -41,6 +41,8 @@ type endpoint struct {
 	alpns  []string
 	onSNI  func(string)
 	config *quicgo.Config
+	// socket, if not nil, wraps the listener's UDP socket.
+	socket func(*net.UDPConn) net.PacketConn
 }
 
 // listen starts a loopback listener closed at the end of the test.
@@ -63,7 +65,11 @@ func listen(tb testing.TB, ep endpoint) *quicgo.Listener {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tr := &quicgo.Transport{Conn: udp}
+	var pc net.PacketConn = udp
+	if ep.socket != nil {
+		pc = ep.socket(udp)
+	}
+	tr := &quicgo.Transport{Conn: pc}
 	ln, err := tr.Listen(tlsConf, conf)
 	if err != nil {
 		tb.Fatal(err)

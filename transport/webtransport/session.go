@@ -10,6 +10,14 @@
 // CONNECTION_CLOSE, and then closes the connection itself with the session
 // code mapped into the HTTP/3 error space.
 //
+// CloseWithError returns once the peer has been told: when the connection is
+// closed, either by the peer after the capsule arrived or by us with a
+// CONNECTION_CLOSE that quic-go has handed to the socket. A process may exit
+// right after it. webtransport-go only queues the capsule on the CONNECT
+// stream, and quic-go sends it later from its run loop, so returning any
+// earlier lets an exiting process take the capsule with it, and the peer
+// learns of the end only at its idle timeout.
+//
 // webtransport-go streams have no send priorities, so SetPriority is a no-op.
 package webtransport
 
@@ -36,8 +44,13 @@ import (
 // the QUIC connection after receiving the close capsule.
 const (
 	minLinger = 100 * time.Millisecond
-	maxLinger = 3 * time.Second
+	maxLinger = time.Second
 )
+
+// closeTimeout bounds how long CloseWithError waits for the connection to
+// close. It is longer than maxLinger: it only cuts short a close that got
+// stuck, by closing the connection at once.
+const closeTimeout = 2 * time.Second
 
 // session adapts a webtransport-go session and owns its QUIC connection;
 // the embedded Streams adapt its streams.
@@ -46,15 +59,24 @@ type session struct {
 	sess *wt.Session
 	conn *quicgo.Conn
 	ctx  context.Context
+	// closed is closed once finish has closed the connection.
+	closed chan struct{}
 }
 
 // wrap adapts sess on conn. onDone, if not nil, is called once the session
 // has ended and the connection is closed.
 func wrap(sess *wt.Session, conn *quicgo.Conn, onDone func()) *session {
 	ctx, cancel := context.WithCancelCause(context.Background())
-	s := &session{Streams: quicadapt.NewStreams(sess, &library), sess: sess, conn: conn, ctx: ctx}
+	s := &session{
+		Streams: quicadapt.NewStreams(sess, &library),
+		sess:    sess,
+		conn:    conn,
+		ctx:     ctx,
+		closed:  make(chan struct{}),
+	}
 	context.AfterFunc(sess.Context(), func() {
 		s.finish(cancel)
+		close(s.closed)
 		if onDone != nil {
 			onDone()
 		}
@@ -125,15 +147,30 @@ func (s *session) linger() {
 	}
 }
 
+// closeConn closes the QUIC connection. quic-go's CloseWithError returns
+// after its run loop has written the CONNECTION_CLOSE to the socket (or
+// found the connection already closed), so the peer has been told.
 func (s *session) closeConn(code quicgo.ApplicationErrorCode, reason string) {
 	_ = s.conn.CloseWithError(code, reason)
 }
 
-// CloseWithError sends a WT_CLOSE_SESSION capsule and returns once Context
-// is done; the QUIC connection is closed in the background.
+// CloseWithError sends a WT_CLOSE_SESSION capsule and returns once the QUIC
+// connection is closed: by the peer after the capsule arrived, or by the
+// linger's end with a CONNECTION_CLOSE carrying the code. Either way the
+// peer has been told when it returns, so the process may exit. After
+// closeTimeout it closes the connection itself. Context is done by then.
 func (s *session) CloseWithError(code uint32, reason string) error {
 	err := s.sess.CloseWithError(wt.SessionErrorCode(code), reason)
-	<-s.ctx.Done()
+	t := time.NewTimer(closeTimeout)
+	defer t.Stop()
+	select {
+	case <-s.closed:
+	case <-t.C:
+		// The linger is bounded below closeTimeout, so something is stuck;
+		// this ends a linger at once, and finish follows.
+		s.closeConn(quicgo.ApplicationErrorCode(codeToHTTP(code)), reason)
+		<-s.closed
+	}
 	return err
 }
 

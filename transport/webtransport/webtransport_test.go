@@ -53,6 +53,8 @@ type serverOptions struct {
 	protocols []string
 	handler   func(*Request)
 	opts      []ServerOption
+	// socket, if not nil, wraps the listener's UDP socket.
+	socket func(*net.UDPConn) net.PacketConn
 }
 
 func startServer(tb testing.TB, o serverOptions) *testServer {
@@ -65,7 +67,11 @@ func startServer(tb testing.TB, o serverOptions) *testServer {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tr := &quicgo.Transport{Conn: udp}
+	var pc net.PacketConn = udp
+	if o.socket != nil {
+		pc = o.socket(udp)
+	}
+	tr := &quicgo.Transport{Conn: pc}
 	ln, err := tr.Listen(&tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: listenerALPNs}, moqquic.DefaultConfig())
 	if err != nil {
 		tb.Fatal(err)
