@@ -70,6 +70,7 @@ func registerLimits(fs *flag.FlagSet, l *relay.Limits, c *relay.CacheLimits) {
 	fs.IntVar(&l.MaxSubscriptions, "max-subscriptions", engineDefaults.MaxSubscriptions, "subscriptions one session may have at once")
 	fs.IntVar(&l.MaxPendingSubscriptions, "max-pending-subscriptions", engineDefaults.MaxPendingSubscriptions, "subscriptions of one session waiting for their track upstream at once")
 	fs.IntVar(&l.UnconfirmedRate, "unconfirmed-rate", engineDefaults.UnconfirmedRate, "subscriptions per second one session may make to tracks not confirmed yet, past the pending burst")
+	fs.IntVar(&l.MaxGroupStreams, "max-group-streams", engineDefaults.MaxGroupStreams, "group streams one session may be writing at once, over all its subscriptions")
 	fs.IntVar(&l.MaxFetches, "max-fetches", engineDefaults.MaxFetches, "fetches one session may have at once")
 	fs.IntVar(&l.MaxAnnounceInterests, "max-announce-interests", engineDefaults.MaxAnnounceInterests, "announce streams one session may have open at once")
 	fs.IntVar(&l.MaxAnnounced, "max-announced", engineDefaults.MaxAnnounced, "broadcasts one session may announce at once")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -51,5 +52,28 @@ func TestAwaitShutdown(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// TestRelayHelpShowsLimits checks that `moq relay -h` documents every limit
+// with its default, and that a limit given on the command line is parsed.
+func TestRelayHelpShowsLimits(t *testing.T) {
+	var out strings.Builder
+	if code := run(context.Background(), []string{"relay", "-h"}, nil, io.Discard, &out); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	for _, want := range []string{
+		"-max-streams", "(default 1024)", "-request-timeout", "-handshake-timeout", "-idle-timeout",
+		"-max-subscriptions", "-max-pending-subscriptions", "-unconfirmed-rate", "-max-group-streams",
+		"-max-fetches", "-max-announce-interests", "-max-announced", "-cache-age", "-cache-track-bytes",
+		"-cache-total-bytes",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("moq relay -h does not mention %s:\n%s", want, out.String())
+		}
+	}
+	var errOut strings.Builder
+	if code := run(context.Background(), []string{"relay", "--max-streams", "lots"}, nil, io.Discard, &errOut); code != 2 {
+		t.Errorf("a bad limit: exit code %d, want 2 (usage); stderr %q", code, errOut.String())
 	}
 }

@@ -25,6 +25,11 @@ type Limits struct {
 	// asking for made-up names is refused (moq.ErrBoundsExceeded) rather
 	// than amplified. Default 16.
 	UnconfirmedRate int
+	// MaxGroupStreams bounds the group streams the session writes to the
+	// peer at once, over all its subscriptions (each subscription writes at
+	// most 64): what a peer that stops reading can make it hold. Default
+	// 1024.
+	MaxGroupStreams int
 	// MaxFetches bounds the peer's fetches served at once. Default 64.
 	MaxFetches int
 	// MaxAnnounceInterests bounds the announce streams the peer may have
@@ -42,6 +47,7 @@ const (
 	DefaultMaxSubscriptions        = 4096
 	DefaultMaxPendingSubscriptions = 64
 	DefaultUnconfirmedRate         = 16
+	DefaultMaxGroupStreams         = 1024
 	DefaultMaxFetches              = 64
 	DefaultMaxAnnounceInterests    = 16
 	DefaultMaxAnnounced            = 10000
@@ -64,6 +70,7 @@ func (l Limits) WithDefaults() Limits {
 	count(&l.MaxSubscriptions, DefaultMaxSubscriptions)
 	count(&l.MaxPendingSubscriptions, DefaultMaxPendingSubscriptions)
 	count(&l.UnconfirmedRate, DefaultUnconfirmedRate)
+	count(&l.MaxGroupStreams, DefaultMaxGroupStreams)
 	count(&l.MaxFetches, DefaultMaxFetches)
 	count(&l.MaxAnnounceInterests, DefaultMaxAnnounceInterests)
 	count(&l.MaxAnnounced, DefaultMaxAnnounced)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,6 +56,7 @@ type Session struct {
 	nodeID  uint64
 	log     *slog.Logger
 	prio    serve.Priorities
+	writers serve.Pool // the group streams written at once
 	limits  engine.Limits
 	cache   moq.CachePolicy
 	// unconfirmed paces the peer's subscriptions to tracks not confirmed
@@ -108,6 +110,9 @@ func New(conn transport.Session, version Version, cfg engine.Config, setup *Setu
 		served:      make(map[*served]struct{}),
 		remotes:     make(map[*engine.Remote]struct{}),
 		goaway:      goaway{received: make(chan struct{})},
+	}
+	if limits.MaxGroupStreams < math.MaxInt {
+		s.writers = serve.NewPool(limits.MaxGroupStreams)
 	}
 	s.spawn(s.watchTransport)
 	s.spawn(s.acceptBidi)

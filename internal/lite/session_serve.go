@@ -119,7 +119,7 @@ func (s *Session) serveSubscribe(cs *controlStream, msg *Subscribe) {
 	defer cancel(nil)
 	sv := &served{s: s, id: msg.ID, track: track, cs: cs, log: log, ctx: ctx, done: make(chan struct{})}
 	sv.sub = serve.NewSubscription(track, engine.SubscribeOptions{Priority: msg.Priority, Ordered: msg.Ordered,
-		MaxLatency: msg.MaxLatency, Start: groupPtr(msg.StartGroup), End: groupPtr(msg.EndGroup)}, &s.prio, sv, log)
+		MaxLatency: msg.MaxLatency, Start: groupPtr(msg.StartGroup), End: groupPtr(msg.EndGroup)}, &s.prio, s.writers, sv, log)
 	s.mu.Lock()
 	s.served[sv] = struct{}{}
 	s.mu.Unlock()

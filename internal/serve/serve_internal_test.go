@@ -200,7 +200,7 @@ func TestPriorityOrder(t *testing.T) {
 // testServed builds a subscription over a local track with no sender:
 // enough for the delivery rules, which never write.
 func testServed(opts engine.SubscribeOptions, track *moq.TrackConsumer) *Subscription {
-	return NewSubscription(track, opts, &Priorities{}, nil, slog.New(slog.DiscardHandler))
+	return NewSubscription(track, opts, &Priorities{}, nil, nil, slog.New(slog.DiscardHandler))
 }
 
 func seq(v uint64) *uint64 { return &v }

@@ -55,11 +55,38 @@ type Sender interface {
 	Code(err error) uint32
 }
 
+// Pool bounds the group streams written at once by all the subscriptions
+// that share it, such as a session's: a peer that reads none of them holds
+// at most that many writers and their buffers. A nil Pool bounds nothing.
+type Pool chan struct{}
+
+// NewPool returns a pool of n writers.
+func NewPool(n int) Pool { return make(Pool, n) }
+
+func (p Pool) acquire(ctx context.Context) error {
+	if p == nil {
+		return nil
+	}
+	select {
+	case p <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+func (p Pool) release() {
+	if p != nil {
+		<-p
+	}
+}
+
 // Subscription serves one subscription; see the notes above.
 type Subscription struct {
 	track *moq.TrackConsumer // read by Run only
 	send  Sender
 	prio  *Priorities
+	pool  Pool
 	log   *slog.Logger
 
 	mu         sync.Mutex
@@ -90,14 +117,15 @@ type groupWriter struct {
 	cancel  context.CancelCauseFunc
 }
 
-// NewSubscription prepares serving track to the peer with opts. A
-// subscription without a start group starts at the newest group. The
-// subscription does not own track.
-func NewSubscription(track *moq.TrackConsumer, opts engine.SubscribeOptions, prio *Priorities, send Sender, log *slog.Logger) *Subscription {
+// NewSubscription prepares serving track to the peer with opts, its group
+// streams ranked in prio and drawn from pool. A subscription without a start
+// group starts at the newest group. The subscription does not own track.
+func NewSubscription(track *moq.TrackConsumer, opts engine.SubscribeOptions, prio *Priorities, pool Pool, send Sender, log *slog.Logger) *Subscription {
 	sub := &Subscription{
 		track:      track,
 		send:       send,
 		prio:       prio,
+		pool:       pool,
 		log:        log,
 		priority:   opts.Priority,
 		ordered:    opts.Ordered,
@@ -357,8 +385,13 @@ func (sub *Subscription) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return context.Cause(ctx)
 		}
+		if err := sub.pool.acquire(ctx); err != nil {
+			<-slots
+			return err
+		}
 		writers.Go(func() {
 			defer func() { <-slots }()
+			defer sub.pool.release()
 			sub.serveGroup(groupCtx, g)
 		})
 		return nil

@@ -87,7 +87,7 @@ func TestRunEndGroup(t *testing.T) {
 	consumer := track.Consume()
 	defer consumer.Close()
 	var rec recorder
-	sub := NewSubscription(consumer, engine.SubscribeOptions{Start: seq(0), End: seq(5)}, &Priorities{}, &rec, slog.New(slog.DiscardHandler))
+	sub := NewSubscription(consumer, engine.SubscribeOptions{Start: seq(0), End: seq(5)}, &Priorities{}, nil, &rec, slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := sub.Run(ctx); err != nil {
@@ -112,7 +112,7 @@ func TestRunBoundsGroupsInFlight(t *testing.T) {
 	consumer := track.Consume()
 	defer consumer.Close()
 	rec := recorder{block: make(chan struct{}), started: make(chan struct{}, total)}
-	sub := NewSubscription(consumer, engine.SubscribeOptions{Start: seq(0), End: seq(total - 1)}, &Priorities{}, &rec, slog.New(slog.DiscardHandler))
+	sub := NewSubscription(consumer, engine.SubscribeOptions{Start: seq(0), End: seq(total - 1)}, &Priorities{}, nil, &rec, slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	done := make(chan error, 1)
@@ -135,5 +135,46 @@ func TestRunBoundsGroupsInFlight(t *testing.T) {
 	}
 	if rec.maxOpen != MaxGroupsInFlight || len(rec.groups) != total {
 		t.Errorf("%d groups written, at most %d at once; want %d, at most %d", len(rec.groups), rec.maxOpen, total, MaxGroupsInFlight)
+	}
+}
+
+// TestPoolBoundsSubscriptions runs two subscriptions to a peer that takes
+// nothing until released, sharing a pool of 5 writers: no more than 5
+// group streams are written at once over both.
+func TestPoolBoundsSubscriptions(t *testing.T) {
+	const groups = 20
+	pool := NewPool(5)
+	rec := recorder{block: make(chan struct{}), started: make(chan struct{}, 2*groups)}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var runs sync.WaitGroup
+	for range 2 {
+		track := moq.NewTrack(moq.Track{Name: "t"})
+		defer track.Close()
+		consumer := track.Consume()
+		defer consumer.Close()
+		sub := NewSubscription(consumer, engine.SubscribeOptions{Start: seq(0), End: seq(groups - 1)}, &Priorities{}, pool, &rec, slog.New(slog.DiscardHandler))
+		runs.Go(func() {
+			if err := sub.Run(ctx); err != nil {
+				t.Error(err)
+			}
+		})
+		for range groups {
+			if err := track.WriteFrame([]byte("x")); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for i := range 5 {
+		select {
+		case <-rec.started:
+		case <-ctx.Done():
+			t.Fatalf("only %d groups started", i)
+		}
+	}
+	close(rec.block)
+	runs.Wait()
+	if rec.maxOpen != 5 || len(rec.groups) != 2*groups {
+		t.Errorf("%d groups written, at most %d at once; want %d, at most 5", len(rec.groups), rec.maxOpen, 2*groups)
 	}
 }
