@@ -263,7 +263,7 @@ func fetchFingerprint(ctx context.Context, client *http.Client, u *url.URL) (str
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return "", fmt.Errorf("moq: fetching the certificate hash from %s: %w (is the relay running?)", certURL.String(), err)
+		return "", fmt.Errorf("moq: fetching the certificate hash from %s: %w", certURL.String(), err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

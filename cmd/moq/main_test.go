@@ -175,8 +175,8 @@ func runErrorCases(t *testing.T, cases []errorCase) {
 			if code != tt.code {
 				t.Errorf("exit code %d, want %d; stderr: %s", code, tt.code, stderr.String())
 			}
-			if !strings.Contains(stderr.String(), tt.want) {
-				t.Errorf("stderr %q does not mention %q", stderr.String(), tt.want)
+			if n := strings.Count(stderr.String(), tt.want); n != 1 {
+				t.Errorf("stderr %q mentions %q %d times, want once", stderr.String(), tt.want, n)
 			}
 		})
 	}
