@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"runtime/pprof"
 	"strings"
 	"time"
@@ -29,11 +30,15 @@ func runRelay(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	var limits relay.Limits
 	var cache relay.CacheLimits
 	registerLimits(fs, &limits, &cache)
+	fs.String("config", "", "TOML file of settings, also accepted as the first argument")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: moq relay [--listen HOST:PORT] [--cert FILE --key FILE] [--log-level LEVEL] [--node-id N] [--peer URL ...] [limits]")
+		out := fs.Output()
+		fmt.Fprintln(out, "usage: moq relay [CONFIG.toml] [flags]")
+		fmt.Fprintln(out, "Every flag is also a key of the config file (peer takes a list) and an environment")
+		fmt.Fprintln(out, "variable MOQ_<FLAG> (MOQ_MAX_STREAMS); a flag wins over the environment, which wins over the file.")
 		fs.PrintDefaults()
 	}
-	if err := parseFlags(fs, args, stderr); err != nil {
+	if err := parseSettings(fs, args, stderr, os.Getenv); err != nil {
 		return err
 	}
 	log, err := newLogger(*logLevel, stderr)
