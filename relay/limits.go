@@ -18,6 +18,9 @@ type Limits struct {
 	// MaxStreams is how many streams of each direction a QUIC or
 	// WebTransport peer may have open at once. Default 1024.
 	MaxStreams int
+	// MaxSessions bounds the sessions the relay runs at once, and
+	// MaxSessionsPerIP those from one IP address. Defaults 10000 and 1000.
+	MaxSessions, MaxSessionsPerIP int
 	// HandshakeTimeout bounds an HTTP request's headers and a session's
 	// handshake (the SETUP exchange of lite-01/02). Default 10 s.
 	HandshakeTimeout time.Duration
@@ -29,18 +32,25 @@ type Limits struct {
 // Default relay limits; see Limits.
 const (
 	DefaultMaxStreams       = 1024
+	DefaultMaxSessions      = 10000
+	DefaultMaxSessionsPerIP = 1000
 	DefaultHandshakeTimeout = 10 * time.Second
 	DefaultIdleTimeout      = 30 * time.Second
 )
 
 func (l Limits) withDefaults() Limits {
 	l.Limits = l.Limits.WithDefaults()
-	switch {
-	case l.MaxStreams == 0:
-		l.MaxStreams = DefaultMaxStreams
-	case l.MaxStreams < 0:
-		l.MaxStreams = 1 << 60
+	count := func(v *int, def int) {
+		switch {
+		case *v == 0:
+			*v = def
+		case *v < 0:
+			*v = 1 << 60
+		}
 	}
+	count(&l.MaxStreams, DefaultMaxStreams)
+	count(&l.MaxSessions, DefaultMaxSessions)
+	count(&l.MaxSessionsPerIP, DefaultMaxSessionsPerIP)
 	if l.HandshakeTimeout <= 0 {
 		l.HandshakeTimeout = DefaultHandshakeTimeout
 	}

@@ -51,6 +51,17 @@ type Config struct {
 	Limits Limits
 	// Cache bounds the caches of the tracks the relay relays.
 	Cache CacheLimits
+	// InternalListen, when set, is the host:port of the operations
+	// listener, which serves Prometheus /metrics, /health, /ready and
+	// /debug/pprof/. Keep it off the public network.
+	InternalListen string
+	// DrainTimeout, when positive, makes shutdown graceful: the relay stops
+	// accepting sessions, sends GOAWAY to every session that can receive
+	// one (moq-lite-04), naming DrainURL ("" tells clients to reconnect to
+	// the same URL), and waits up to DrainTimeout for them to leave before
+	// it closes the rest. Zero closes every session at once.
+	DrainTimeout time.Duration
+	DrainURL     string
 }
 
 // Relay is a running relay server.
@@ -83,6 +94,27 @@ type Relay struct {
 	// defaults, and the policy of the tracks it relays.
 	limits Limits
 	cache  moq.CachePolicy
+	stats  session.Stats
+	// metrics and ops serve the operations listener, when configured.
+	metrics *metrics
+	ops     *http.Server
+	opsLn   net.Listener
+	drain   struct {
+		timeout time.Duration
+		url     string
+	}
+
+	// liveMu guards the sessions running now, by remote IP too, and
+	// whether the relay still accepts new ones.
+	liveMu   sync.Mutex
+	live     map[*session.Session]struct{}
+	perIP    map[string]int
+	draining bool
+	// liveGone is closed and replaced whenever a session leaves.
+	liveGone chan struct{}
+	// sessionCount counts the sessions admitted, those still in their
+	// handshake included.
+	sessionCount int
 
 	wg sync.WaitGroup
 	// sessions counts the QUIC and WebTransport sessions, which shutdown
@@ -120,6 +152,20 @@ func New(cfg Config) (*Relay, error) {
 	r.cluster = cfg.Cluster.withNodeID()
 	r.limits = cfg.Limits.withDefaults()
 	r.cache = cfg.Cache.policy()
+	r.metrics = newMetrics(&r.stats, r.cache.Budget)
+	r.drain.timeout, r.drain.url = cfg.DrainTimeout, cfg.DrainURL
+	r.live = make(map[*session.Session]struct{})
+	r.perIP = make(map[string]int)
+	r.liveGone = make(chan struct{})
+	if cfg.InternalListen != "" {
+		ln, err := net.Listen("tcp", cfg.InternalListen)
+		if err != nil {
+			r.closeSockets()
+			return nil, fmt.Errorf("relay: internal listener on %s: %w", cfg.InternalListen, err)
+		}
+		r.opsLn = ln
+		r.ops = &http.Server{Handler: r.opsHandler(), ReadHeaderTimeout: r.limits.HandshakeTimeout}
+	}
 	r.sessCtx, r.cancelSessions = context.WithCancel(context.Background())
 	r.mux = http.NewServeMux()
 	r.mux.HandleFunc("GET /certificate.sha256", r.serveFingerprint)
@@ -239,6 +285,14 @@ func (r *Relay) Fingerprint() string { return r.fingerprint }
 // subscribe from it. Local code may publish or consume here too.
 func (r *Relay) Origin() *moq.OriginProducer { return r.origin }
 
+// InternalAddr is the address of the operations listener, nil without one.
+func (r *Relay) InternalAddr() net.Addr {
+	if r.opsLn == nil {
+		return nil
+	}
+	return r.opsLn.Addr()
+}
+
 // Run serves until ctx is done or Close is called, then shuts everything
 // down and returns once every session has ended.
 func (r *Relay) Run(ctx context.Context) error {
@@ -261,11 +315,19 @@ func (r *Relay) Run(ctx context.Context) error {
 			}
 		}()
 	}
+	if r.ops != nil {
+		r.wg.Go(func() {
+			if err := r.ops.Serve(r.opsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errs <- fmt.Errorf("relay: internal listener on %s: %w", r.opsLn.Addr(), err)
+			}
+		})
+	}
 	accepting := make(chan struct{})
 	go func() {
 		defer close(accepting)
 		r.acceptSessions(r.sessCtx)
 	}()
+	r.wg.Go(func() { r.countBroadcasts(r.sessCtx) })
 	r.runPeers(r.sessCtx)
 
 	var err error
@@ -274,6 +336,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	case <-r.closed:
 	case err = <-errs:
 	}
+	r.drainSessions()
 	r.cancelSessions()
 	// Sessions close cleanly (each within its close timeout) while the
 	// sockets are still open, so clients see a clean end rather than a
@@ -288,8 +351,141 @@ func (r *Relay) Run(ctx context.Context) error {
 	r.wsClosed = true
 	r.wsMu.Unlock()
 	r.wsWG.Wait()
+	if r.ops != nil {
+		_ = r.ops.Shutdown(shutdownCtx)
+	}
 	r.wg.Wait()
 	return err
+}
+
+// drainSessions stops accepting sessions and, when the relay drains, sends
+// GOAWAY to every session that can receive one and waits for the sessions
+// to leave, up to the drain timeout.
+func (r *Relay) drainSessions() {
+	r.liveMu.Lock()
+	r.draining = true
+	sessions := make([]*session.Session, 0, len(r.live))
+	for sess := range r.live {
+		sessions = append(sessions, sess)
+	}
+	r.liveMu.Unlock()
+	if r.drain.timeout <= 0 || len(sessions) == 0 {
+		return
+	}
+	r.log.Info("draining", "sessions", len(sessions), "timeout", r.drain.timeout, "goaway", r.drain.url)
+	ctx, cancel := context.WithTimeout(context.Background(), r.drain.timeout)
+	defer cancel()
+	var told sync.WaitGroup
+	for _, sess := range sessions {
+		told.Go(func() {
+			// GoAway returns once the client left or ctx ended; versions
+			// without GOAWAY refuse at once and are closed at the end.
+			if err := sess.GoAway(ctx, r.drain.url); err != nil && !errors.Is(err, moq.ErrUnsupported) {
+				r.log.Debug("goaway failed", "err", err)
+			}
+		})
+	}
+	for {
+		r.liveMu.Lock()
+		n, gone := len(r.live), r.liveGone
+		r.liveMu.Unlock()
+		if n == 0 {
+			break
+		}
+		select {
+		case <-gone:
+			continue
+		case <-ctx.Done():
+			r.log.Info("drain timeout: closing the sessions left", "sessions", n)
+		}
+		break
+	}
+	cancel()
+	told.Wait()
+}
+
+// accepting reports whether the relay accepts new sessions.
+func (r *Relay) accepting() bool {
+	r.liveMu.Lock()
+	defer r.liveMu.Unlock()
+	return !r.draining
+}
+
+// admit counts a new session from remote against the limits; it returns
+// why the session must be refused, if it must, and otherwise a function
+// that counts it out.
+func (r *Relay) admit(remote net.Addr) (leave func(), reason string, err error) {
+	ip := remoteIP(remote)
+	r.liveMu.Lock()
+	defer r.liveMu.Unlock()
+	switch {
+	case r.draining:
+		return nil, "draining", fmt.Errorf("%w: the relay is shutting down", moq.ErrClosed)
+	case r.sessionCount >= r.limits.MaxSessions:
+		return nil, "max_sessions", fmt.Errorf("%w: %d sessions", moq.ErrBoundsExceeded, r.limits.MaxSessions)
+	case r.perIP[ip] >= r.limits.MaxSessionsPerIP:
+		return nil, "max_sessions_per_ip", fmt.Errorf("%w: %d sessions from %s", moq.ErrBoundsExceeded, r.limits.MaxSessionsPerIP, ip)
+	}
+	r.sessionCount++
+	r.perIP[ip]++
+	return func() {
+		r.liveMu.Lock()
+		defer r.liveMu.Unlock()
+		r.sessionCount--
+		if r.perIP[ip]--; r.perIP[ip] == 0 {
+			delete(r.perIP, ip)
+		}
+	}, "", nil
+}
+
+// remoteIP is the IP address of a peer, or its address's text.
+func remoteIP(addr net.Addr) string {
+	switch a := addr.(type) {
+	case *net.UDPAddr:
+		return a.IP.String()
+	case *net.TCPAddr:
+		return a.IP.String()
+	case nil:
+		return ""
+	}
+	host, _, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return addr.String()
+	}
+	return host
+}
+
+// register adds a running session to those drain reaches; the returned
+// function removes it.
+func (r *Relay) register(sess *session.Session) (unregister func()) {
+	r.liveMu.Lock()
+	r.live[sess] = struct{}{}
+	r.liveMu.Unlock()
+	return func() {
+		r.liveMu.Lock()
+		delete(r.live, sess)
+		close(r.liveGone)
+		r.liveGone = make(chan struct{})
+		r.liveMu.Unlock()
+	}
+}
+
+// countBroadcasts keeps the broadcasts gauge up to date until ctx is done.
+func (r *Relay) countBroadcasts(ctx context.Context) {
+	anns := r.origin.Consume().Announcements()
+	defer anns.Close()
+	active := make(map[moq.Path]bool)
+	for a, err := range anns.All(ctx) {
+		if err != nil {
+			return
+		}
+		if a.Broadcast != nil {
+			active[a.Path] = true
+		} else {
+			delete(active, a.Path)
+		}
+		r.metrics.broadcasts.Set(float64(len(active)))
+	}
 }
 
 // Close stops a running relay; Run returns.
@@ -314,31 +510,53 @@ func (r *Relay) acceptSessions(ctx context.Context) {
 // serveSession runs one client's session. The URL path is the session's root:
 // it sees and publishes only the broadcasts under it, with paths relative to it.
 func (r *Relay) serveSession(ctx context.Context, req *session.Request) {
+	start := time.Now()
 	root := moq.NewPath(req.URL.Path)
-	scoped, err := r.origin.WithRoot(root)
-	if err != nil {
+	log := r.log.With("transport", req.Transport, "remote", req.RemoteAddr.String(), "root", root.String())
+	refuse := func(reason string, err error) {
+		r.metrics.refused.WithLabelValues(reason).Inc()
+		log.Info("session refused", "reason", reason, "err", err)
 		req.Reject(err)
+	}
+	leave, reason, err := r.admit(req.RemoteAddr)
+	if err != nil {
+		refuse(reason, err)
 		return
 	}
-	log := r.log.With("transport", req.Transport, "remote", req.RemoteAddr.String(), "root", root.String())
+	defer leave()
+	scoped, err := r.origin.WithRoot(root)
+	if err != nil {
+		refuse("scope", err)
+		return
+	}
 
 	hsCtx, cancel := context.WithTimeout(ctx, r.limits.HandshakeTimeout)
 	sess, err := req.Accept(hsCtx, r.sessionConfig(scoped, log))
 	cancel()
 	if err != nil {
-		log.Info("session refused", "err", err)
+		r.metrics.refused.WithLabelValues("handshake").Inc()
+		log.Info("session refused", "reason", "handshake", "err", err)
 		return
 	}
-	log.Info("session started", "version", sess.Version().String())
+	version := sess.Version().String()
+	r.metrics.handshake.Observe(time.Since(start).Seconds())
+	r.metrics.accepted.WithLabelValues(req.Transport, version).Inc()
+	open := r.metrics.sessions.WithLabelValues(req.Transport, version)
+	open.Inc()
+	defer open.Dec()
+	unregister := r.register(sess)
+	defer unregister()
+	log = log.With("version", version)
+	log.Info("session started")
 	select {
 	case <-sess.Done():
 	case <-ctx.Done():
 	}
 	_ = sess.Close()
 	if err := sess.Err(); err != nil {
-		log.Info("session ended", "err", err)
+		log.Info("session ended", "reason", err, "duration", time.Since(start).Round(time.Millisecond))
 	} else {
-		log.Info("session closed")
+		log.Info("session ended", "reason", "closed", "duration", time.Since(start).Round(time.Millisecond))
 	}
 }
 
@@ -346,7 +564,7 @@ func (r *Relay) serveSession(ctx context.Context, req *session.Request) {
 // broadcasts through scope, as clients' and cluster peers' sessions do.
 func (r *Relay) sessionConfig(scope *moq.OriginProducer, log *slog.Logger) *session.Config {
 	return &session.Config{Publish: scope.Consume(), Consume: scope, Logger: log, NodeID: r.cluster.NodeID,
-		Limits: r.limits.Limits, Cache: r.cache}
+		Limits: r.limits.Limits, Cache: r.cache, Stats: &r.stats}
 }
 
 // serveHTTP serves WebSocket sessions (QMux) on any path, and the HTTP
@@ -380,7 +598,7 @@ func (r *Relay) serveWebSocket(w http.ResponseWriter, req *http.Request) {
 			return qmux.AcceptWithOptions(w, req, session.Protocols(), &qmux.AcceptOptions{
 				Framings: r.framings, IdleTimeout: r.limits.IdleTimeout, KeepAlivePeriod: r.limits.IdleTimeout / 3})
 		},
-		func(err error) { http.Error(w, err.Error(), http.StatusForbidden) })
+		func(err error) { http.Error(w, err.Error(), session.RejectStatus(err)) })
 	r.serveSession(r.sessCtx, mreq)
 }
 

@@ -32,7 +32,7 @@ func TestSoak(t *testing.T) {
 	interval := max(duration/60, time.Second)
 	r := startRelay(t)
 	url := "moqt://127.0.0.1:" + strconv.Itoa(r.Port())
-	heap0, goroutines0 := heapInUse(), runtime.NumGoroutine()
+	heap0, goroutines0 := liveHeap(), runtime.NumGoroutine()
 
 	churn := bench.DefaultConfig()
 	if err := bench.LoadPreset(&churn, "announce-churn"); err != nil {
@@ -67,7 +67,7 @@ sampling:
 		case now := <-ticker.C:
 			// Skip the startup: the load is still ramping up.
 			if now.Sub(start) > 5*time.Second {
-				heap.add(now.Sub(start), float64(heapInUse()))
+				heap.add(now.Sub(start), float64(liveHeap()))
 				goroutines.add(now.Sub(start), float64(runtime.NumGoroutine()))
 			}
 		}
@@ -94,9 +94,17 @@ sampling:
 	if n := settledGoroutines(ctx, goroutines0); n != goroutines0 {
 		t.Errorf("%d goroutines after the load, %d before", n, goroutines0)
 	}
-	if grown := int64(heapInUse()) - int64(heap0); grown > 4<<20 {
+	if grown := int64(liveHeap()) - int64(heap0); grown > 4<<20 {
 		t.Errorf("live heap %d bytes above the baseline after the load", grown)
 	}
+}
+
+// liveHeap returns the bytes of live objects after a full collection.
+func liveHeap() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
 }
 
 // series is a set of samples over time, for a least-squares slope.

@@ -40,6 +40,9 @@ type Config struct {
 	// the peer, by age and by bytes; zero fields take the defaults of
 	// moq.CachePolicy.
 	Cache moq.CachePolicy
+	// Stats, when set, counts what the session does (subscriptions served,
+	// groups and bytes in and out, groups dropped); sessions may share one.
+	Stats *Stats
 
 	// Dial options: see Dial.
 	DialOptions

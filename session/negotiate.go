@@ -77,5 +77,5 @@ func negotiate(ctx context.Context, conn transport.Session, cfg *Config, client 
 // engineConfig is what the engine needs of cfg.
 func (c *Config) engineConfig() engine.Config {
 	return engine.Config{Publish: c.Publish, Consume: c.Consume, Logger: c.logger(), NodeID: c.NodeID,
-		Limits: c.Limits, Cache: c.Cache}
+		Limits: c.Limits, Cache: c.Cache, Stats: c.Stats}
 }

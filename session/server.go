@@ -181,7 +181,7 @@ func (s *Server) handleWebTransport(r *webtransport.Request) {
 		RemoteAddr: r.RemoteAddr,
 		Header:     r.Header,
 		accept:     r.Accept,
-		reject:     func(err error) { r.Reject(httpStatus(err)) },
+		reject:     func(err error) { r.Reject(RejectStatus(err)) },
 		decided:    make(chan struct{}),
 	}
 	s.offer(req)
@@ -282,7 +282,8 @@ func (r *Request) Accept(ctx context.Context, cfg *Config) (*Session, error) {
 }
 
 // Reject refuses the session with err's code (for WebTransport, an HTTP status
-// derived from it: 401 for ErrUnauthorized, 404 for ErrNotFound, else 400).
+// derived from it: 401 for ErrUnauthorized, 404 for ErrNotFound, 429 for
+// ErrBoundsExceeded, 503 for ErrClosed, else 400).
 // It is a no-op once the request was decided.
 func (r *Request) Reject(err error) {
 	if err == nil {
@@ -294,13 +295,16 @@ func (r *Request) Reject(err error) {
 	})
 }
 
-// httpStatus maps a rejection to an HTTP status.
-func httpStatus(err error) int {
+// RejectStatus is the HTTP status a session request refused with err gets
+// over WebTransport and WebSocket.
+func RejectStatus(err error) int {
 	switch {
 	case errors.Is(err, moq.ErrUnauthorized):
 		return http.StatusUnauthorized
 	case errors.Is(err, moq.ErrNotFound):
 		return http.StatusNotFound
+	case errors.Is(err, moq.ErrBoundsExceeded):
+		return http.StatusTooManyRequests
 	case errors.Is(err, moq.ErrClosed):
 		return http.StatusServiceUnavailable
 	default:

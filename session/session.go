@@ -27,6 +27,8 @@ type (
 	Estimate = engine.Estimate
 	// Limits bound what a peer can make a session hold; see Config.Limits.
 	Limits = engine.Limits
+	// Stats counts what sessions do; see Config.Stats.
+	Stats = engine.Stats
 )
 
 // Session is an established session over one transport connection, run by

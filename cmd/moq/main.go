@@ -4,6 +4,7 @@
 //	moq pub  --url URL --broadcast NAME [--track NAME]   publish stdin, one frame per line
 //	moq sub  --url URL --broadcast NAME [--track NAME]   print frames, one per line
 //	moq clock pub|sub --url URL [--broadcast NAME]       the reference clock example
+//	moq token generate|sign|verify                       keys and access tokens (moq-token)
 //
 // Run "moq COMMAND -h" for a command's flags.
 package main
@@ -32,6 +33,7 @@ var commands = []command{
 	{"sub", "print a track's frames to stdout, one per line", runSub},
 	{"clock", "publish or print the reference clock track", runClock},
 	{"bench", "generate load against a relay and measure it", runBench},
+	{"token", "generate keys, sign and verify access tokens", runToken},
 }
 
 func main() {

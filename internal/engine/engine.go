@@ -30,6 +30,8 @@ type Config struct {
 	Limits Limits
 	// Cache is the cache policy of the tracks mirrored from the peer.
 	Cache moq.CachePolicy
+	// Stats, when set, counts what the session does.
+	Stats *Stats
 }
 
 // Session is one running session of a protocol engine. The session package

@@ -59,6 +59,7 @@ type Session struct {
 	writers serve.Pool // the group streams written at once
 	limits  engine.Limits
 	cache   moq.CachePolicy
+	stats   *engine.Stats
 	// unconfirmed paces the peer's subscriptions to tracks not confirmed
 	// yet (see engine.Limits.UnconfirmedRate).
 	unconfirmed *rate.Limiter
@@ -101,6 +102,7 @@ func New(conn transport.Session, version Version, cfg engine.Config, setup *Setu
 		nodeID:      cfg.NodeID,
 		limits:      limits,
 		cache:       cfg.Cache,
+		stats:       cfg.Stats,
 		unconfirmed: rate.NewLimiter(rate.Limit(limits.UnconfirmedRate), limits.MaxPendingSubscriptions),
 		log:         cfg.Logger.With("version", version.String(), "remote", conn.RemoteAddr().String()),
 		ctx:         ctx,
@@ -110,6 +112,9 @@ func New(conn transport.Session, version Version, cfg engine.Config, setup *Setu
 		served:      make(map[*served]struct{}),
 		remotes:     make(map[*engine.Remote]struct{}),
 		goaway:      goaway{received: make(chan struct{})},
+	}
+	if s.stats == nil {
+		s.stats = new(engine.Stats)
 	}
 	if limits.MaxGroupStreams < math.MaxInt {
 		s.writers = serve.NewPool(limits.MaxGroupStreams)

@@ -223,7 +223,7 @@ func (s *Session) serveFetch(cs *controlStream, msg *Fetch) {
 	defer item.Remove()
 	stop := context.AfterFunc(ctx, func() { cs.reset(moq.ErrCancel) })
 	defer stop()
-	if err := writeFrames(ctx, cs.st, make([]byte, 0, 256), group); err != nil {
+	if err := s.writeFrames(ctx, cs.st, make([]byte, 0, 256), group); err != nil {
 		if ctx.Err() == nil {
 			log.Debug("fetch failed", "err", err)
 			cs.reset(err)
@@ -254,12 +254,12 @@ func (s *Session) writeGroup(ctx context.Context, st transport.SendStream, id ui
 	if err != nil {
 		return err
 	}
-	return writeFrames(ctx, st, buf, group)
+	return s.writeFrames(ctx, st, buf, group)
 }
 
 // writeFrames writes buf, then every frame of group as a size and a
-// payload, until the group ends.
-func writeFrames(ctx context.Context, st transport.SendStream, buf []byte, group *moq.GroupConsumer) error {
+// payload, until the group ends, and counts the group and its bytes.
+func (s *Session) writeFrames(ctx context.Context, st transport.SendStream, buf []byte, group *moq.GroupConsumer) error {
 	for {
 		frame, err := group.NextFrame(ctx)
 		if errors.Is(err, io.EOF) {
@@ -268,6 +268,7 @@ func writeFrames(ctx context.Context, st transport.SendStream, buf []byte, group
 		if err != nil {
 			return err
 		}
+		s.stats.BytesOut.Add(frame.Size())
 		buf, err = AppendFrameHeader(buf, int(min(frame.Size(), wire.MaxMessageSize+1)))
 		if err != nil {
 			return err
@@ -303,9 +304,11 @@ func writeFrames(ctx context.Context, st transport.SendStream, buf []byte, group
 		}
 	}
 	if len(buf) > 0 {
-		_, err := st.Write(buf)
-		return err
+		if _, err := st.Write(buf); err != nil {
+			return err
+		}
 	}
+	s.stats.GroupsOut.Add(1)
 	return nil
 }
 

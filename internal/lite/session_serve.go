@@ -56,6 +56,7 @@ func (sv *served) Drop(start, end uint64, err error) {
 	if err != nil {
 		code = uint64(ErrorCode(err))
 	}
+	sv.s.stats.GroupsDropped.Add(end - start + 1)
 	sv.log.Debug("dropping groups", "start", start, "end", end, "err", err)
 	_ = sv.reply(nil, &SubscribeDrop{Start: start, End: end, Error: code})
 }
@@ -155,6 +156,8 @@ func (s *Session) serveSubscribe(cs *controlStream, msg *Subscribe) {
 		cs.reset(moq.ErrCancel)
 		return
 	}
+	s.stats.Subscriptions.Add(1)
+	defer s.stats.Subscriptions.Add(-1)
 
 	err = sv.sub.Run(ctx)
 	switch {

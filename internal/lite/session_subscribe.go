@@ -485,7 +485,7 @@ func (s *Session) recvGroup(st transport.ReceiveStream) {
 		return
 	}
 	defer group.Close()
-	if err := readFrames(r, group); err != nil {
+	if err := s.readFrames(r, group); err != nil {
 		s.log.Debug("receiving group failed", "id", hdr.SubscribeID, "group", hdr.Sequence, "err", err)
 		err = s.remoteEnd(err)
 		if err == nil {
@@ -496,11 +496,12 @@ func (s *Session) recvGroup(st transport.ReceiveStream) {
 		return
 	}
 	_ = group.Finish()
+	s.stats.GroupsIn.Add(1)
 }
 
 // readFrames copies frames from a group stream into group until the
-// stream's FIN.
-func readFrames(r *wire.Reader, group *moq.GroupProducer) error {
+// stream's FIN, counting their bytes.
+func (s *Session) readFrames(r *wire.Reader, group *moq.GroupProducer) error {
 	for {
 		size, err := ReadFrameHeader(r, maxFrameSize)
 		if errors.Is(err, io.EOF) {
@@ -512,6 +513,7 @@ func readFrames(r *wire.Reader, group *moq.GroupProducer) error {
 		if err := readFrame(r, group, size); err != nil {
 			return err
 		}
+		s.stats.BytesIn.Add(uint64(size))
 	}
 }
 

@@ -212,7 +212,8 @@ func (s *Session) Fetch(ctx context.Context, broadcast moq.Path, track string, s
 		defer producer.Close()
 		err := readFrame(cs.r, producer, size)
 		if err == nil {
-			err = readFrames(cs.r, producer)
+			s.stats.BytesIn.Add(uint64(size))
+			err = s.readFrames(cs.r, producer)
 		}
 		if err != nil {
 			if ctx.Err() != nil {

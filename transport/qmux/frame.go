@@ -30,6 +30,46 @@ func (f Framing) String() string {
 	}
 }
 
+// Layout selects between the two encodings that releases of @moq/qmux use
+// within one framing. Decoding accepts both (see ParseFrameLayout); the layout
+// decides what is written, and which reading wins when an APPLICATION_CLOSE
+// could be read either way.
+type Layout uint8
+
+const (
+	// Layout006 is what @moq/qmux 0.0.6 writes, and what a session writes until
+	// it learns otherwise: APPLICATION_CLOSE 0x1d carries a frame-type field
+	// (code, frame type 0, reason length, reason), STREAM frames never carry an
+	// offset (0x0a/0x0b), and the legacy framing has no CONNECTION_CLOSE.
+	Layout006 Layout = iota
+	// Layout03 is what @moq/qmux 0.3.x writes: APPLICATION_CLOSE 0x1d in the RFC
+	// 9000 layout (code, reason length, reason; no frame-type field), STREAM
+	// frames always with OFF and LEN (0x0e/0x0f) and the stream offset, and
+	// CONNECTION_CLOSE as 0x1c in the legacy framing too.
+	Layout03
+)
+
+func (l Layout) String() string {
+	switch l {
+	case Layout006:
+		return "@moq/qmux 0.0.6"
+	case Layout03:
+		return "@moq/qmux 0.3"
+	default:
+		return fmt.Sprintf("Layout(%d)", uint8(l))
+	}
+}
+
+// peerLayout returns the layout a qmux-00 peer writes, judged by its transport
+// parameters: @moq/qmux 0.3.x always declares max_record_size (16382), which
+// 0.0.6 and this package never declare.
+func peerLayout(p *TransportParams) Layout {
+	if p.MaxRecordSize != 0 {
+		return Layout03
+	}
+	return Layout006
+}
+
 // Frame size limits shared with @moq/qmux.
 const (
 	// MaxFrameSize is the largest frame (one WebSocket message) a peer sends by default.
@@ -47,7 +87,7 @@ const (
 	KindStream              Kind = iota + 1 // STREAM 0x08-0x0f (legacy 0x08/0x09)
 	KindResetStream                         // RESET_STREAM 0x04
 	KindStopSending                         // STOP_SENDING 0x05
-	KindConnectionClose                     // CONNECTION_CLOSE 0x1c, a transport error (qmux-00 only)
+	KindConnectionClose                     // CONNECTION_CLOSE 0x1c, a transport error (legacy framing: @moq/qmux 0.3.x only)
 	KindApplicationClose                    // APPLICATION_CLOSE 0x1d (legacy CONNECTION_CLOSE 0x1d)
 	KindMaxData                             // MAX_DATA 0x10
 	KindMaxStreamData                       // MAX_STREAM_DATA 0x11
@@ -109,7 +149,8 @@ const (
 	typeTransportParameters = 0x3f5153300d0a0d0a
 )
 
-// Transport parameter ids written and understood (RFC 9000 §18.2).
+// Transport parameter ids written and understood (RFC 9000 §18.2, RFC 9221,
+// draft-ietf-quic-qmux-01 and draft-ietf-quic-reliable-stream-reset).
 const (
 	paramMaxIdleTimeout                 = 0x01
 	paramInitialMaxData                 = 0x04
@@ -118,6 +159,9 @@ const (
 	paramInitialMaxStreamDataUni        = 0x07
 	paramInitialMaxStreamsBidi          = 0x08
 	paramInitialMaxStreamsUni           = 0x09
+	paramResetStreamAt                  = 0x1d // a flag: present with an empty value
+	paramMaxDatagramFrameSize           = 0x20
+	paramMaxRecordSize                  = 0x0571c59429cd0845
 )
 
 // TransportParams are the limits an endpoint declares in its
@@ -132,6 +176,16 @@ type TransportParams struct {
 	InitialMaxStreamDataUni        uint64
 	InitialMaxStreamsBidi          uint64
 	InitialMaxStreamsUni           uint64
+	// MaxDatagramFrameSize is max_datagram_frame_size (0x20). @moq/qmux 0.3.x
+	// declares it on qmux-01 and later only; sessions here send no datagrams.
+	MaxDatagramFrameSize uint64
+	// MaxRecordSize is max_record_size (0x0571c59429cd0845); zero when absent.
+	// @moq/qmux 0.3.x always declares it (16382), on qmux-00 too, which is how a
+	// session recognizes it (see Layout03).
+	MaxRecordSize uint64
+	// ResetStreamAt is the reset_stream_at flag (0x1d, an empty value), which
+	// @moq/qmux 0.3.x declares on qmux-02 only.
+	ResetStreamAt bool
 }
 
 // defaultTransportParams are the limits every session declares; they equal the
@@ -147,8 +201,9 @@ var defaultTransportParams = TransportParams{
 	InitialMaxStreamsUni:           100,
 }
 
-func (p *TransportParams) list() [7]struct{ id, v uint64 } {
-	return [7]struct{ id, v uint64 }{
+// list returns the varint-valued parameters in the order @moq/qmux writes them.
+func (p *TransportParams) list() [9]struct{ id, v uint64 } {
+	return [9]struct{ id, v uint64 }{
 		{paramMaxIdleTimeout, p.MaxIdleTimeout},
 		{paramInitialMaxData, p.InitialMaxData},
 		{paramInitialMaxStreamDataBidiLocal, p.InitialMaxStreamDataBidiLocal},
@@ -156,6 +211,8 @@ func (p *TransportParams) list() [7]struct{ id, v uint64 } {
 		{paramInitialMaxStreamDataUni, p.InitialMaxStreamDataUni},
 		{paramInitialMaxStreamsBidi, p.InitialMaxStreamsBidi},
 		{paramInitialMaxStreamsUni, p.InitialMaxStreamsUni},
+		{paramMaxDatagramFrameSize, p.MaxDatagramFrameSize},
+		{paramMaxRecordSize, p.MaxRecordSize},
 	}
 }
 
@@ -167,6 +224,10 @@ func (p *TransportParams) appendTo(b []byte) []byte {
 		b = wire.AppendVarint(b, e.id)
 		b = wire.AppendVarint(b, uint64(wire.VarintLen(e.v)))
 		b = wire.AppendVarint(b, e.v)
+	}
+	if p.ResetStreamAt {
+		b = wire.AppendVarint(b, paramResetStreamAt)
+		b = wire.AppendVarint(b, 0)
 	}
 	return b
 }
@@ -191,6 +252,9 @@ func parseTransportParams(p []byte) (TransportParams, error) {
 		p = p[size:]
 		var dst *uint64
 		switch id {
+		case paramResetStreamAt:
+			tp.ResetStreamAt = true // its presence is the value
+			continue
 		case paramMaxIdleTimeout:
 			dst = &tp.MaxIdleTimeout
 		case paramInitialMaxData:
@@ -205,6 +269,10 @@ func parseTransportParams(p []byte) (TransportParams, error) {
 			dst = &tp.InitialMaxStreamsBidi
 		case paramInitialMaxStreamsUni:
 			dst = &tp.InitialMaxStreamsUni
+		case paramMaxDatagramFrameSize:
+			dst = &tp.MaxDatagramFrameSize
+		case paramMaxRecordSize:
+			dst = &tp.MaxRecordSize
 		default:
 			continue // unknown parameters are skipped
 		}
@@ -232,6 +300,10 @@ type Frame struct {
 	Type uint64
 
 	StreamID uint64 // STREAM, RESET_STREAM, STOP_SENDING, MAX_STREAM_DATA, STREAM_DATA_BLOCKED
+	// Offset is the STREAM offset: zero when the frame has none. It is written in
+	// Layout03 only. A session does not check it: frames arrive in order over the
+	// WebSocket, and @moq/qmux 0.0.6 never sends one.
+	Offset uint64
 	// Data is the STREAM payload; ParseFrame returns a sub-slice of its input.
 	Data []byte
 	Fin  bool // STREAM
@@ -239,8 +311,8 @@ type Frame struct {
 	// Code is the application error code (RESET_STREAM, STOP_SENDING,
 	// APPLICATION_CLOSE) or the transport error code (CONNECTION_CLOSE).
 	Code uint64
-	// FinalSize of RESET_STREAM in qmux-00 (@moq/qmux always writes 0, so it is
-	// reported but never trusted).
+	// FinalSize of RESET_STREAM in qmux-00 (@moq/qmux 0.0.6 always writes 0,
+	// 0.3.x the bytes it sent; it is reported but never trusted).
 	FinalSize uint64
 	Reason    string // APPLICATION_CLOSE, CONNECTION_CLOSE
 
@@ -249,11 +321,19 @@ type Frame struct {
 	Params TransportParams // QX_TRANSPORT_PARAMETERS
 }
 
-// AppendFrame appends the encoding of f in the given framing to b. It never writes
-// the OFF form of STREAM; qmux-00 STREAM frames always carry a length. It fails
-// for values that do not fit a varint and for frames the framing cannot carry.
+// AppendFrame appends the encoding of f in the given framing to b, in
+// Layout006: qmux-00 STREAM frames carry a length and no offset, and
+// APPLICATION_CLOSE carries a frame-type field. It fails for values that do not
+// fit a varint and for frames the framing cannot carry.
 func AppendFrame(b []byte, f *Frame, framing Framing) ([]byte, error) {
-	for _, v := range [...]uint64{f.StreamID, f.Code, f.FinalSize, f.Max, f.Limit} {
+	return AppendFrameLayout(b, f, framing, Layout006)
+}
+
+// AppendFrameLayout is AppendFrame in the given layout. In Layout03, qmux-00
+// STREAM frames carry f.Offset and a length (0x0e/0x0f), APPLICATION_CLOSE has no
+// frame-type field, and the legacy framing can carry CONNECTION_CLOSE (0x1c).
+func AppendFrameLayout(b []byte, f *Frame, framing Framing, layout Layout) ([]byte, error) {
+	for _, v := range [...]uint64{f.StreamID, f.Offset, f.Code, f.FinalSize, f.Max, f.Limit} {
 		if v > wire.MaxVarint {
 			return b, fmt.Errorf("qmux: %v field %d exceeds 2^62-1", f.Kind, v)
 		}
@@ -263,25 +343,34 @@ func AppendFrame(b []byte, f *Frame, framing Framing) ([]byte, error) {
 			return b, fmt.Errorf("qmux: transport parameter %d exceeds 2^62-1", e.v)
 		}
 	}
+	if layout != Layout006 && layout != Layout03 {
+		return b, fmt.Errorf("qmux: unknown layout %v", layout)
+	}
 	switch framing {
 	case QMux00:
-		return appendQMux(b, f)
+		return appendQMux(b, f, layout)
 	case WebTransport:
-		return appendLegacy(b, f)
+		return appendLegacy(b, f, layout)
 	default:
 		return b, fmt.Errorf("qmux: unknown framing %v", framing)
 	}
 }
 
-func appendQMux(b []byte, f *Frame) ([]byte, error) {
+func appendQMux(b []byte, f *Frame, layout Layout) ([]byte, error) {
 	switch f.Kind {
 	case KindStream:
 		t := uint64(typeStream | typeStreamLen)
+		if layout == Layout03 {
+			t |= typeStreamOff
+		}
 		if f.Fin {
 			t |= typeStreamFin
 		}
 		b = wire.AppendVarint(b, t)
 		b = wire.AppendVarint(b, f.StreamID)
+		if layout == Layout03 {
+			b = wire.AppendVarint(b, f.Offset)
+		}
 		b = wire.AppendVarint(b, uint64(len(f.Data)))
 		return append(b, f.Data...), nil
 	case KindResetStream:
@@ -300,7 +389,11 @@ func appendQMux(b []byte, f *Frame) ([]byte, error) {
 		}
 		b = wire.AppendVarint(b, t)
 		b = wire.AppendVarint(b, f.Code)
-		b = wire.AppendVarint(b, 0) // frame type: always 0, also on 0x1d (as @moq/qmux)
+		// The triggering frame type, always 0. RFC 9000 has it on 0x1c only;
+		// @moq/qmux 0.0.6 writes it on 0x1d too.
+		if f.Kind == KindConnectionClose || layout == Layout006 {
+			b = wire.AppendVarint(b, 0)
+		}
 		b = wire.AppendVarint(b, uint64(len(f.Reason)))
 		return append(b, f.Reason...), nil
 	case KindMaxData:
@@ -333,7 +426,7 @@ func appendQMux(b []byte, f *Frame) ([]byte, error) {
 	}
 }
 
-func appendLegacy(b []byte, f *Frame) ([]byte, error) {
+func appendLegacy(b []byte, f *Frame, layout Layout) ([]byte, error) {
 	switch f.Kind {
 	case KindStream:
 		t := byte(typeStream)
@@ -351,8 +444,15 @@ func appendLegacy(b []byte, f *Frame) ([]byte, error) {
 		b = append(b, typeStopSending)
 		b = wire.AppendVarint(b, f.StreamID)
 		return wire.AppendVarint(b, f.Code), nil
-	case KindApplicationClose:
-		b = append(b, typeApplicationClose)
+	case KindApplicationClose, KindConnectionClose:
+		t := byte(typeApplicationClose)
+		if f.Kind == KindConnectionClose {
+			if layout != Layout03 {
+				return b, fmt.Errorf("%w: %v in the %v framing of %v", ErrUnsupportedFrame, f.Kind, WebTransport, layout)
+			}
+			t = typeConnectionClose
+		}
+		b = append(b, t)
 		b = wire.AppendVarint(b, f.Code)
 		return append(b, f.Reason...), nil
 	default:
@@ -364,13 +464,27 @@ func appendLegacy(b []byte, f *Frame) ([]byte, error) {
 // bytes it used; a session ignores anything after the frame in a WebSocket message,
 // as @moq/qmux does. Errors wrap FrameEncodingError. DATAGRAM and unknown qmux-00
 // frame types decode as KindIgnored; the legacy framing rejects unknown types.
+// Both layouts are accepted, preferring Layout006 (see ParseFrameLayout).
 func ParseFrame(p []byte, framing Framing) (Frame, int, error) {
+	return ParseFrameLayout(p, framing, Layout006)
+}
+
+// ParseFrameLayout is ParseFrame for a peer expected to write the given layout.
+// Every frame decodes the same in both layouts except a qmux-00 APPLICATION_CLOSE
+// (0x1d), which @moq/qmux 0.0.6 writes with a frame-type field and 0.3.x without.
+// Since p is expected to hold exactly one frame (one WebSocket message), such a
+// frame is read in the expected layout if that reading uses all of p, else in the
+// other layout if that one does; when neither uses all of p exactly, the first
+// reading that succeeds wins, the expected one first. Only a reason phrase that
+// itself starts with a varint length followed by exactly that many bytes can be
+// read both ways; the expected layout then decides.
+func ParseFrameLayout(p []byte, framing Framing, layout Layout) (Frame, int, error) {
 	if len(p) == 0 {
 		return Frame{}, 0, fmt.Errorf("%w: empty message", FrameEncodingError)
 	}
 	switch framing {
 	case QMux00:
-		return parseQMux(p)
+		return parseQMux(p, layout)
 	case WebTransport:
 		return parseLegacy(p)
 	default:
@@ -420,7 +534,7 @@ func (r *reader) rest() []byte {
 	return b
 }
 
-func parseQMux(p []byte) (Frame, int, error) {
+func parseQMux(p []byte, layout Layout) (Frame, int, error) {
 	r := &reader{p: p}
 	t := r.varint()
 	if r.err != nil {
@@ -432,7 +546,7 @@ func parseQMux(p []byte) (Frame, int, error) {
 		f.Kind = KindStream
 		f.StreamID = r.varint()
 		if t&typeStreamOff != 0 {
-			r.varint() // the offset: frames arrive in order, so it carries no information
+			f.Offset = r.varint()
 		}
 		if t&typeStreamLen != 0 {
 			f.Data = r.bytes(r.varint())
@@ -449,14 +563,14 @@ func parseQMux(p []byte) (Frame, int, error) {
 		f.Kind = KindStopSending
 		f.StreamID = r.varint()
 		f.Code = r.varint()
-	case t == typeConnectionClose || t == typeApplicationClose:
-		f.Kind = KindApplicationClose
-		if t == typeConnectionClose {
-			f.Kind = KindConnectionClose
-		}
+	case t == typeConnectionClose:
+		f.Kind = KindConnectionClose
 		f.Code = r.varint()
 		r.varint() // the triggering frame type
 		f.Reason = string(r.bytes(r.varint()))
+	case t == typeApplicationClose:
+		f.Kind = KindApplicationClose
+		f.Code, f.Reason, r.off, r.err = parseApplicationClose(p, r.off, layout)
 	case t == typeMaxData:
 		f.Kind = KindMaxData
 		f.Max = r.varint()
@@ -505,6 +619,45 @@ func parseQMux(p []byte) (Frame, int, error) {
 	return f, r.off, nil
 }
 
+// parseApplicationClose reads the body of a qmux-00 APPLICATION_CLOSE that
+// starts at p[off:] and returns its code, its reason and where it ends, choosing
+// the layout as ParseFrameLayout describes.
+func parseApplicationClose(p []byte, off int, expected Layout) (code uint64, reason string, end int, err error) {
+	type reading struct {
+		code   uint64
+		reason []byte
+		end    int
+		err    error
+	}
+	read := func(layout Layout) reading {
+		r := &reader{p: p, off: off}
+		code := r.varint()
+		if layout == Layout006 {
+			r.varint() // the frame-type field
+		}
+		reason := r.bytes(r.varint())
+		return reading{code, reason, r.off, r.err}
+	}
+	other := Layout03
+	if expected == Layout03 {
+		other = Layout006
+	}
+	first, second := read(expected), read(other)
+	best := first
+	switch {
+	case first.err == nil && first.end == len(p):
+	case second.err == nil && second.end == len(p):
+		best = second
+	case first.err == nil:
+	case second.err == nil:
+		best = second
+	}
+	if best.err != nil {
+		return 0, "", 0, best.err
+	}
+	return best.code, string(best.reason), best.end, nil
+}
+
 func parseLegacy(p []byte) (Frame, int, error) {
 	t := p[0]
 	r := &reader{p: p, off: 1}
@@ -523,8 +676,11 @@ func parseLegacy(p []byte) (Frame, int, error) {
 		f.Kind = KindStopSending
 		f.StreamID = r.varint()
 		f.Code = r.varint()
-	case typeApplicationClose:
+	case typeApplicationClose, typeConnectionClose:
 		f.Kind = KindApplicationClose
+		if t == typeConnectionClose { // written by @moq/qmux 0.3.x only
+			f.Kind = KindConnectionClose
+		}
 		f.Code = r.varint()
 		f.Reason = string(r.rest())
 	default:

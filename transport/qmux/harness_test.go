@@ -142,11 +142,13 @@ var framings = []struct {
 	{"webtransport", WebTransport, []string{SubprotocolWebTransport}},
 }
 
-// rawPeer is a hand-driven WebSocket endpoint that speaks frames directly.
+// rawPeer is a hand-driven WebSocket endpoint that speaks frames directly, in
+// the layout of @moq/qmux 0.0.6 unless layout says otherwise.
 type rawPeer struct {
 	tb      testing.TB
 	conn    *websocket.Conn
 	framing Framing
+	layout  Layout
 }
 
 // rawPair connects a raw client to ts offering subprotocols and returns it with
@@ -231,7 +233,7 @@ func (p *rawPeer) send(f Frame) {
 
 // trySend sends f and returns the error, for peers that expect to be cut off.
 func (p *rawPeer) trySend(f Frame) error {
-	b, err := AppendFrame(nil, &f, p.framing)
+	b, err := AppendFrameLayout(nil, &f, p.framing, p.layout)
 	if err != nil {
 		p.tb.Fatalf("encode %v: %v", f.Kind, err)
 	}
@@ -256,7 +258,7 @@ func (p *rawPeer) recv() (Frame, error) {
 	if typ != websocket.MessageBinary {
 		return Frame{}, errors.New("text message")
 	}
-	f, n, err := ParseFrame(msg, p.framing)
+	f, n, err := ParseFrameLayout(msg, p.framing, p.layout)
 	if err == nil && n != len(msg) {
 		err = errors.New("trailing bytes after frame")
 	}

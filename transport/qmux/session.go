@@ -97,6 +97,10 @@ type session struct {
 	paramsReceived bool
 	peerParams     TransportParams
 	gotFrame       bool
+	// layout is how the peer encodes frames and how we encode them for it:
+	// Layout006 until its transport parameters show @moq/qmux 0.3.x (peerLayout).
+	// The legacy framing has no parameters and keeps Layout006.
+	layout Layout
 
 	// Connection-level flow control: what we may send and what we accept.
 	sendConnMax      uint64
@@ -401,12 +405,12 @@ func (s *session) waitForReader() {
 // handleMessage applies the frame in one WebSocket binary message. Bytes after
 // the frame are ignored, as @moq/qmux does.
 func (s *session) handleMessage(msg []byte) {
-	f, _, err := ParseFrame(msg, s.framing)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return
 	}
+	f, _, err := ParseFrameLayout(msg, s.framing, s.layout)
 	if err != nil {
 		s.failLocked(FrameEncodingError, "%v", err)
 		return
@@ -478,10 +482,10 @@ func (s *session) writeLoop() {
 	s.ioCancel()
 }
 
-// encodeLocked appends f to buf. Frames built by the session always encode; a
-// failure is reported as an internal error.
+// encodeLocked appends f to buf in the peer's layout. Frames built by the
+// session always encode; a failure is reported as an internal error.
 func (s *session) encodeLocked(buf []byte, f *Frame) []byte {
-	b, err := AppendFrame(buf, f, s.framing)
+	b, err := AppendFrameLayout(buf, f, s.framing, s.layout)
 	if err != nil {
 		s.failLocked(InternalError, "encoding %v: %v", f.Kind, err)
 		return nil
@@ -497,13 +501,15 @@ func (s *session) nextFrameLocked(buf []byte) []byte {
 		if len(s.ctrl) > 0 { // transport parameters not sent yet (closeLocked)
 			f := s.ctrl[0]
 			s.ctrl = nil
-			if b, err := AppendFrame(buf, &f, s.framing); err == nil {
+			if b, err := AppendFrameLayout(buf, &f, s.framing, s.layout); err == nil {
 				return b
 			}
 		}
+		// The close frame is encoded only now, in the layout the peer reads: one
+		// it cannot parse would lose our code and reason.
 		if f := s.closeFrame; f != nil {
 			s.closeFrame = nil
-			if b, err := AppendFrame(buf, f, s.framing); err == nil {
+			if b, err := AppendFrameLayout(buf, f, s.framing, s.layout); err == nil {
 				return b
 			}
 		}
@@ -555,7 +561,7 @@ func (s *session) nextStreamFrameLocked(buf []byte) []byte {
 	}
 	st := s.active[best]
 	n := min(uint64(st.pending()), MaxStreamPayload, connCredit, st.sendMax-st.sendOffset)
-	f := Frame{Kind: KindStream, StreamID: st.id, Data: st.sendBuf[st.sendHead : st.sendHead+int(n)]}
+	f := Frame{Kind: KindStream, StreamID: st.id, Offset: st.sendOffset, Data: st.sendBuf[st.sendHead : st.sendHead+int(n)]}
 	f.Fin = st.finQueued && int(n) == st.pending()
 	b := s.encodeLocked(buf, &f)
 	if b == nil {
@@ -819,6 +825,7 @@ func (s *session) handleParamsLocked(p *TransportParams) {
 	}
 	s.paramsReceived = true
 	s.peerParams = *p
+	s.layout = peerLayout(p)
 	s.sendConnMax = p.InitialMaxData
 	s.peerMaxStreams = [2]uint64{p.InitialMaxStreamsBidi, p.InitialMaxStreamsUni}
 	notify(&s.openWake)
@@ -902,7 +909,8 @@ func (s *session) handleResetLocked(f *Frame) {
 	if st == nil || st.finReceived || st.recvErr != nil {
 		return
 	}
-	// The final size is not checked: @moq/qmux always sends 0.
+	// The final size is not checked: @moq/qmux 0.0.6 always sends 0. (0.3.x sends
+	// what it sent, which over the ordered WebSocket is what arrived.)
 	st.recvErr = &transport.StreamError{Code: clampCode(f.Code), Remote: true}
 	s.dropRecvLocked(st)
 	notify(&st.recvWake)

@@ -1,5 +1,6 @@
 // Package qmux carries transport.Session over a WebSocket, interoperating with
-// the npm package @moq/qmux (the WebSocket fallback of @moq/lite).
+// the npm package @moq/qmux: 0.0.6 (the WebSocket fallback of @moq/lite) and
+// 0.3.x (used by @moq/net and the browser players built on it).
 //
 // Two framings exist, chosen by the WebSocket subprotocol: QMux draft-00
 // ("qmux-00", QUIC frames with transport parameters and stream- and
@@ -7,6 +8,18 @@
 // frame types, no flow control). Each WebSocket binary message carries exactly
 // one frame. A subprotocol suffix after the framing name ("qmux-00.moq-lite-03")
 // carries the application protocol, reported by Session.Protocol.
+//
+// The two @moq/qmux releases encode qmux-00 differently (see Layout): 0.3.x
+// writes APPLICATION_CLOSE in the RFC 9000 layout, without the frame-type field
+// 0.0.6 puts there, and STREAM frames with offsets. A session reads both. It
+// writes like 0.0.6 until the peer's transport parameters, always its first
+// frame, declare max_record_size, which 0.3.x always does and 0.0.6 never
+// does; from then on it writes like 0.3.x, so that the peer reads our close
+// code and reason. An APPLICATION_CLOSE is read in the layout of the peer
+// unless only the other one accounts for the whole WebSocket message.
+// CONNECTION_CLOSE (0x1c, also in the legacy framing from 0.3.x) ends the
+// session with a *TransportError carrying the peer's code and reason;
+// APPLICATION_CLOSE ends it with a *transport.SessionError.
 //
 // In qmux-00 a session declares the @moq/qmux defaults (1 MiB per connection,
 // 256 KiB per stream, 100 bidirectional and 100 unidirectional streams) and
