@@ -2,21 +2,16 @@ package relay_test
 
 import (
 	"context"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/moqgo/moq"
-	"github.com/moqgo/moq/internal/selfsign"
 	"github.com/moqgo/moq/relay"
 	"github.com/moqgo/moq/session"
 )
@@ -137,31 +132,6 @@ func TestOperationsListener(t *testing.T) {
 	}
 }
 
-// writeCertificate writes a self-signed certificate for localhost and the
-// loopback addresses, and its key, as PEM files.
-func writeCertificate(t *testing.T) (certFile, keyFile string) {
-	t.Helper()
-	cert, err := selfsign.Default(time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]})
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key})
-	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certFile, keyFile
-}
-
 // TestSessionLimits refuses the sessions past the relay's total and
 // per-address limits, with a reason the client sees, and counts them.
 func TestSessionLimits(t *testing.T) {
@@ -215,11 +185,13 @@ func TestDrainMovesClients(t *testing.T) {
 	// One certificate for both relays, as a real deployment has, so that
 	// the Client trusts B as it trusts A.
 	certFile, keyFile := writeCertificate(t)
-	b := startRelayWith(t, relay.Config{CertFile: certFile, KeyFile: keyFile, Cluster: relay.ClusterConfig{NodeID: 2}})
+	certificates := []relay.Certificate{{CertFile: certFile, KeyFile: keyFile}}
+	b := startRelayWith(t, relay.Config{Certificates: certificates, Cluster: relay.ClusterConfig{NodeID: 2}})
 	bURL := "moqt://127.0.0.1:" + strconv.Itoa(b.Port())
-	a := startRelayWith(t, relay.Config{CertFile: certFile, KeyFile: keyFile, InternalListen: "127.0.0.1:0",
+	a := startRelayWith(t, relay.Config{Certificates: certificates, InternalListen: "127.0.0.1:0",
 		DrainTimeout: 10 * time.Second, DrainURL: bURL,
-		Cluster: relay.ClusterConfig{NodeID: 1, Peers: []string{peerURL(b)}}})
+		Cluster: relay.ClusterConfig{NodeID: 1, Peers: []string{relayURL(b, "webtransport")},
+			DialOptions: session.DialOptions{Fingerprint: b.Fingerprint()}}})
 	path := moq.NewPath("drain", "live")
 	logA := watchAnnounces(t, a, path)
 	broadcast, track := publishAt(t, ctx, b, path)

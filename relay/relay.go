@@ -6,7 +6,6 @@ package relay
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,7 +17,7 @@ import (
 	"time"
 
 	"github.com/moqgo/moq"
-	"github.com/moqgo/moq/internal/selfsign"
+	"github.com/moqgo/moq/internal/certs"
 	"github.com/moqgo/moq/session"
 	"github.com/moqgo/moq/transport"
 	"github.com/moqgo/moq/transport/qmux"
@@ -34,11 +33,15 @@ type Config struct {
 	// (HTTP). "localhost" binds 127.0.0.1 and ::1. Port 0 picks a free port,
 	// the same for UDP and TCP. Empty means DefaultListen.
 	Listen string
-	// CertFile and KeyFile hold a PEM certificate chain and key. When empty,
-	// the relay generates a self-signed certificate for localhost, 127.0.0.1
-	// and ::1, valid for 14 days from yesterday (what browsers accept for
-	// serverCertificateHashes).
-	CertFile, KeyFile string
+	// Certificates are the relay's certificates, chosen by the name the
+	// client asks for (SNI); the first is the default. They are reloaded
+	// when their files change and on ReloadCertificates, without a restart.
+	// With certificates, the TCP port serves HTTPS and wss://. With none,
+	// the relay makes a self-signed certificate for localhost, 127.0.0.1 and
+	// ::1, valid for 14 days from yesterday (what browsers accept for
+	// serverCertificateHashes) and renewed two days before it expires, and
+	// the TCP port serves plain HTTP and ws://.
+	Certificates []Certificate
 	// Logger receives relay events; nil uses slog.Default().
 	Logger *slog.Logger
 	// WebSocketFramings orders the QMux framings offered to WebSocket
@@ -64,12 +67,19 @@ type Config struct {
 	DrainURL     string
 }
 
+// Certificate names the PEM files of one certificate.
+type Certificate struct {
+	// CertFile holds the certificate chain, leaf first.
+	CertFile string
+	// KeyFile holds the leaf's private key.
+	KeyFile string
+}
+
 // Relay is a running relay server.
 type Relay struct {
-	log         *slog.Logger
-	origin      *moq.OriginProducer
-	cert        tls.Certificate
-	fingerprint string
+	log    *slog.Logger
+	origin *moq.OriginProducer
+	certs  *certs.Manager
 
 	server   *session.Server
 	http     *http.Server
@@ -130,20 +140,26 @@ func New(cfg Config) (*Relay, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	cert, err := loadCertificate(cfg.CertFile, cfg.KeyFile)
+	pairs := make([]certs.Pair, len(cfg.Certificates))
+	for i, c := range cfg.Certificates {
+		if c.CertFile == "" || c.KeyFile == "" {
+			return nil, errors.New("relay: a certificate needs both a certificate file and a key file")
+		}
+		pairs[i] = certs.Pair{CertFile: c.CertFile, KeyFile: c.KeyFile}
+	}
+	manager, err := certs.New(certs.Config{Pairs: pairs, Logger: log})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("relay: %w", err)
 	}
 	listen := cfg.Listen
 	if listen == "" {
 		listen = DefaultListen
 	}
 	r := &Relay{
-		log:         log,
-		origin:      moq.NewOrigin(),
-		cert:        cert,
-		fingerprint: selfsign.Fingerprint(cert),
-		closed:      make(chan struct{}),
+		log:    log,
+		origin: moq.NewOrigin(),
+		certs:  manager,
+		closed: make(chan struct{}),
 	}
 	if err := r.bind(listen); err != nil {
 		return nil, err
@@ -164,38 +180,32 @@ func New(cfg Config) (*Relay, error) {
 			return nil, fmt.Errorf("relay: internal listener on %s: %w", cfg.InternalListen, err)
 		}
 		r.opsLn = ln
-		r.ops = &http.Server{Handler: r.opsHandler(), ReadHeaderTimeout: r.limits.HandshakeTimeout}
+		r.ops = &http.Server{Handler: r.opsHandler(), ReadHeaderTimeout: r.limits.HandshakeTimeout,
+			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	}
 	r.sessCtx, r.cancelSessions = context.WithCancel(context.Background())
 	r.mux = http.NewServeMux()
 	r.mux.HandleFunc("GET /certificate.sha256", r.serveFingerprint)
-	r.http = &http.Server{Handler: http.HandlerFunc(r.serveHTTP),
+	// Failed handshakes and bad requests from the internet are routine:
+	// they go to the debug log.
+	httpLog := slog.NewLogLogger(log.Handler(), slog.LevelDebug)
+	r.http = &http.Server{Handler: http.HandlerFunc(r.serveHTTP), ErrorLog: httpLog,
 		ReadHeaderTimeout: r.limits.HandshakeTimeout, IdleTimeout: r.limits.IdleTimeout}
+	if !manager.SelfSigned() {
+		r.http.TLSConfig = manager.TLSConfig()
+		r.http.TLSConfig.NextProtos = []string{"h2", "http/1.1"}
+	}
 	quicConf := quictransport.DefaultConfig()
 	quicConf.MaxIncomingStreams = int64(r.limits.MaxStreams)
 	quicConf.MaxIncomingUniStreams = int64(r.limits.MaxStreams)
 	quicConf.MaxIdleTimeout = r.limits.IdleTimeout
 	quicConf.KeepAlivePeriod = r.limits.IdleTimeout / 3
 	r.server = &session.Server{
-		TLSConfig:  &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13},
+		TLSConfig:  manager.TLSConfig(),
 		QUICConfig: quicConf,
 		Logger:     log,
 	}
 	return r, nil
-}
-
-func loadCertificate(certFile, keyFile string) (tls.Certificate, error) {
-	switch {
-	case certFile == "" && keyFile == "":
-		return selfsign.Default(time.Now())
-	case certFile == "" || keyFile == "":
-		return tls.Certificate{}, errors.New("relay: give both a certificate file and a key file, or neither for a self-signed certificate")
-	}
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("relay: loading the certificate: %w", err)
-	}
-	return cert, nil
 }
 
 // bind opens UDP and TCP sockets on the same port for every address of host.
@@ -278,8 +288,19 @@ func (r *Relay) Addrs() []net.Addr {
 	return out
 }
 
-// Fingerprint is the SHA-256 of the relay's certificate, as 64 lowercase hex digits.
-func (r *Relay) Fingerprint() string { return r.fingerprint }
+// Fingerprint is the SHA-256 of the relay's default certificate, as 64
+// lowercase hex digits. It changes when the certificate is reloaded or
+// renewed.
+func (r *Relay) Fingerprint() string { return r.certs.Fingerprint() }
+
+// TLS reports whether the TCP port serves HTTPS and wss:// (the relay has
+// certificates of its own) rather than plain HTTP and ws://.
+func (r *Relay) TLS() bool { return !r.certs.SelfSigned() }
+
+// ReloadCertificates reads the certificate files again and serves them to
+// new sessions; on error the previous certificates stay. With a self-signed
+// certificate it renews the certificate only when it is due.
+func (r *Relay) ReloadCertificates() error { return r.certs.Reload() }
 
 // Origin is the relay's set of broadcasts; sessions publish into it and
 // subscribe from it. Local code may publish or consume here too.
@@ -296,7 +317,7 @@ func (r *Relay) InternalAddr() net.Addr {
 // Run serves until ctx is done or Close is called, then shuts everything
 // down and returns once every session has ended.
 func (r *Relay) Run(ctx context.Context) error {
-	errs := make(chan error, len(r.udp)+len(r.tcp))
+	errs := make(chan error, len(r.udp)+len(r.tcp)+2) // every server, the internal listener and the certificates
 	for _, pc := range r.udp {
 		r.wg.Add(1)
 		go func() {
@@ -307,14 +328,23 @@ func (r *Relay) Run(ctx context.Context) error {
 		}()
 	}
 	for _, ln := range r.tcp {
-		r.wg.Add(1)
-		go func() {
-			defer r.wg.Done()
-			if err := r.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		r.wg.Go(func() {
+			serve := r.http.Serve
+			if r.http.TLSConfig != nil {
+				serve = func(ln net.Listener) error { return r.http.ServeTLS(ln, "", "") }
+			}
+			if err := serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errs <- fmt.Errorf("relay: HTTP on %s: %w", ln.Addr(), err)
 			}
-		}()
+		})
 	}
+	certCtx, stopCerts := context.WithCancel(context.Background())
+	defer stopCerts()
+	r.wg.Go(func() {
+		if err := r.certs.Run(certCtx); err != nil {
+			errs <- fmt.Errorf("relay: watching the certificates: %w", err)
+		}
+	})
 	if r.ops != nil {
 		r.wg.Go(func() {
 			if err := r.ops.Serve(r.opsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -354,6 +384,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	if r.ops != nil {
 		_ = r.ops.Shutdown(shutdownCtx)
 	}
+	stopCerts()
 	r.wg.Wait()
 	return err
 }
@@ -609,5 +640,5 @@ func (r *Relay) serveFingerprint(w http.ResponseWriter, _ *http.Request) {
 	h.Set("Access-Control-Allow-Origin", "*")
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
-	_, _ = w.Write([]byte(r.fingerprint))
+	_, _ = w.Write([]byte(r.Fingerprint()))
 }

@@ -39,7 +39,8 @@ func startRelayWith(t *testing.T, cfg relay.Config) *relay.Relay {
 	return relaytest.Start(t, cfg)
 }
 
-// relayURL is the URL of the relay for a transport: "quic" or "webtransport".
+// relayURL is the URL of the relay for a transport: "quic", "webtransport"
+// or "websocket".
 func relayURL(r *relay.Relay, transport string) string {
 	switch transport {
 	case "quic":
@@ -47,6 +48,9 @@ func relayURL(r *relay.Relay, transport string) string {
 	case "webtransport":
 		return "https://127.0.0.1:" + strconv.Itoa(r.Port()) + "/"
 	case "websocket":
+		if r.TLS() {
+			return "wss://127.0.0.1:" + strconv.Itoa(r.Port()) + "/"
+		}
 		return "ws://127.0.0.1:" + strconv.Itoa(r.Port()) + "/"
 	}
 	panic("unknown transport " + transport)

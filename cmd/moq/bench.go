@@ -104,7 +104,7 @@ func runBench(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		_, _ = rand.Read(id)
 		cfg.Prefix = "bench/" + hex.EncodeToString(id)
 	}
-	log, err := newLogger(*logLevel, stderr)
+	log, err := newLogger(*logLevel, "text", stderr)
 	if err != nil {
 		return err
 	}

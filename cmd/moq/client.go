@@ -71,12 +71,21 @@ func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
 	return nil
 }
 
-func newLogger(level string, w io.Writer) (*slog.Logger, error) {
+// newLogger returns a logger writing to w at level, in format "text" or
+// "json".
+func newLogger(level, format string, w io.Writer) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("bad --log-level %q: want debug, info, warn or error", level)
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("bad --log-format %q: want text or json", format)
 }
 
 // dial connects with the shared flags and explains common failures.
@@ -105,7 +114,7 @@ func (c *clientFlags) dialClient(ctx context.Context, cfg session.Config, stderr
 
 // configure applies the shared flags to cfg.
 func (c *clientFlags) configure(cfg *session.Config, stderr io.Writer) error {
-	log, err := newLogger(c.logLevel, stderr)
+	log, err := newLogger(c.logLevel, "text", stderr)
 	if err != nil {
 		return err
 	}

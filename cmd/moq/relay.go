@@ -6,68 +6,148 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
+	"os/signal"
 	"runtime/pprof"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/moqgo/moq"
+	"github.com/moqgo/moq/internal/sdnotify"
 	"github.com/moqgo/moq/relay"
 	"github.com/moqgo/moq/session"
 )
 
-// runRelay serves a relay until interrupted.
-func runRelay(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+// relaySettings are the settings of `moq relay`.
+type relaySettings struct {
+	listen              string
+	certFiles, keyFiles stringList
+	logLevel, logFormat string
+	nodeID              uint64
+	peers               stringList
+	peerInsecure        bool
+	internal            string
+	drainTimeout        time.Duration
+	drainURL            string
+	limits              relay.Limits
+	cache               relay.CacheLimits
+}
+
+// relayFlags returns the flag set of `moq relay` and the settings it fills.
+func relayFlags() (*flag.FlagSet, *relaySettings) {
+	s := new(relaySettings)
 	fs := flag.NewFlagSet("relay", flag.ContinueOnError)
-	listen := fs.String("listen", relay.DefaultListen, "host:port for UDP (QUIC, WebTransport) and TCP (HTTP)")
-	certFile := fs.String("cert", "", "PEM certificate chain (default: a generated self-signed certificate)")
-	keyFile := fs.String("key", "", "PEM private key for --cert")
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
-	nodeID := fs.Uint64("node-id", 0, "this relay's id in a cluster (default: random)")
-	var peers stringList
-	fs.Var(&peers, "peer", "URL of another relay to cluster with (repeatable); http:// URLs trust the certificate hash the peer serves")
-	peerInsecure := fs.Bool("peer-insecure", false, "accept any certificate from https:// peers (testing only)")
-	var limits relay.Limits
-	var cache relay.CacheLimits
-	registerLimits(fs, &limits, &cache)
+	fs.StringVar(&s.listen, "listen", relay.DefaultListen, "host:port for UDP (QUIC, WebTransport) and TCP (HTTP, WebSocket)")
+	fs.Var(&s.certFiles, "cert", "PEM certificate chain (repeatable, one per --key; chosen by SNI, the first is the default; reloaded on change and SIGHUP); with one, TCP serves HTTPS and wss:// (default: a generated self-signed certificate, renewed before it expires, and plain HTTP)")
+	fs.Var(&s.keyFiles, "key", "PEM private key of the --cert in the same position (repeatable)")
+	fs.StringVar(&s.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&s.logFormat, "log-format", "text", "log format: text or json")
+	fs.Uint64Var(&s.nodeID, "node-id", 0, "this relay's id in a cluster (default: random)")
+	fs.Var(&s.peers, "peer", "URL of another relay to cluster with (repeatable); http:// URLs trust the certificate hash the peer serves")
+	fs.BoolVar(&s.peerInsecure, "peer-insecure", false, "accept any certificate from https:// peers (testing only)")
+	fs.StringVar(&s.internal, "internal-listen", "", "host:port for /metrics (Prometheus), /health, /ready and /debug/pprof/; keep it private (default: off)")
+	fs.DurationVar(&s.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM or interrupt, how long sessions told to go away (GOAWAY) may take to leave before the rest are closed; 0 closes them at once")
+	fs.StringVar(&s.drainURL, "drain-url", "", "URL the GOAWAY of a drain names as where to reconnect (default: empty, the same URL)")
+	registerLimits(fs, &s.limits, &s.cache)
 	fs.String("config", "", "TOML file of settings, also accepted as the first argument")
 	fs.Usage = func() {
 		out := fs.Output()
 		fmt.Fprintln(out, "usage: moq relay [CONFIG.toml] [flags]")
-		fmt.Fprintln(out, "Every flag is also a key of the config file (peer takes a list) and an environment")
+		fmt.Fprintln(out, "Every flag is also a key of the config file (repeatable ones take a list) and an environment")
 		fmt.Fprintln(out, "variable MOQ_<FLAG> (MOQ_MAX_STREAMS); a flag wins over the environment, which wins over the file.")
+		fmt.Fprintln(out, "SIGTERM or an interrupt drains the relay; a second one exits at once. SIGHUP reloads the certificates.")
 		fs.PrintDefaults()
 	}
+	return fs, s
+}
+
+// runRelay serves a relay until interrupted.
+func runRelay(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs, s := relayFlags()
 	if err := parseSettings(fs, args, stderr, os.Getenv); err != nil {
 		return err
 	}
-	log, err := newLogger(*logLevel, stderr)
+	log, err := newLogger(s.logLevel, s.logFormat, stderr)
 	if err != nil {
 		return err
 	}
-	cluster := relay.ClusterConfig{NodeID: *nodeID, Peers: peers}
-	if *peerInsecure {
+	certificates, err := pairCertificates(s.certFiles, s.keyFiles)
+	if err != nil {
+		return err
+	}
+	cluster := relay.ClusterConfig{NodeID: s.nodeID, Peers: s.peers}
+	if s.peerInsecure {
 		cluster.DialOptions.TLSConfig = &tls.Config{InsecureSkipVerify: true}
 	}
-	r, err := relay.New(relay.Config{Listen: *listen, CertFile: *certFile, KeyFile: *keyFile, Logger: log, Cluster: cluster,
-		Limits: limits, Cache: cache})
+	r, err := relay.New(relay.Config{Listen: s.listen, Certificates: certificates, Logger: log, Cluster: cluster,
+		Limits: s.limits, Cache: s.cache, InternalListen: s.internal, DrainTimeout: s.drainTimeout, DrainURL: s.drainURL})
 	if err != nil {
 		return err
 	}
-	host := hostOf(*listen)
-	fmt.Fprintf(stderr, "moq relay listening on %s port %d (UDP: QUIC and WebTransport; TCP: HTTP)\n", host, r.Port())
-	fmt.Fprintf(stderr, "certificate sha256: %s\n", r.Fingerprint())
-	if len(peers) > 0 {
-		fmt.Fprintf(stderr, "cluster node %d, peers: %s\n", r.NodeID(), strings.Join(peers, ", "))
+	host, scheme, tcp := hostOf(s.listen), "http", "HTTP and ws://"
+	if r.TLS() {
+		scheme, tcp = "https", "HTTPS and wss://"
 	}
-	fmt.Fprintf(stderr, "try: moq clock pub --url http://%s:%d/\n", host, r.Port())
+	log.Info("moq relay listening", "host", host, "port", r.Port(), "udp", "QUIC and WebTransport", "tcp", tcp,
+		"certificate_sha256", r.Fingerprint())
+	if addr := r.InternalAddr(); addr != nil {
+		log.Info("internal listener: /metrics, /health, /ready, /debug/pprof/", "addr", addr.String())
+	}
+	if len(s.peers) > 0 {
+		log.Info("clustering", "node", r.NodeID(), "peers", strings.Join(s.peers, ", "))
+	}
+	log.Info(fmt.Sprintf("try: moq clock pub --url %s://%s:%d/", scheme, host, r.Port()))
+
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
-	return awaitShutdown(ctx, done, slowShutdown, stderr)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	notify(log, sdnotify.Ready)
+	for {
+		select {
+		case <-hup:
+			if err := r.ReloadCertificates(); err != nil {
+				log.Error("reloading the certificates; serving the previous ones", "err", err)
+			} else {
+				log.Info("certificates reloaded", "certificate_sha256", r.Fingerprint())
+			}
+			continue
+		case err := <-done:
+			return err
+		case <-ctx.Done():
+		}
+		break
+	}
+	notify(log, sdnotify.Stopping)
+	return awaitShutdown(ctx, done, s.drainTimeout+slowShutdown, stderr)
+}
+
+// notify tells a service manager (systemd Type=notify) the relay's state.
+func notify(log *slog.Logger, state string) {
+	if err := sdnotify.Notify(state); err != nil {
+		log.Warn("telling the service manager", "state", state, "err", err)
+	}
+}
+
+// pairCertificates pairs the --cert and --key values by position.
+func pairCertificates(certFiles, keyFiles []string) ([]relay.Certificate, error) {
+	if len(certFiles) != len(keyFiles) {
+		return nil, fmt.Errorf("%d --cert and %d --key: give one --key per --cert, in the same order", len(certFiles), len(keyFiles))
+	}
+	out := make([]relay.Certificate, len(certFiles))
+	for i := range certFiles {
+		out[i] = relay.Certificate{CertFile: certFiles[i], KeyFile: keyFiles[i]}
+	}
+	return out, nil
 }
 
 // registerLimits adds the relay's limits to fs, their defaults shown.
 func registerLimits(fs *flag.FlagSet, l *relay.Limits, c *relay.CacheLimits) {
+	fs.IntVar(&l.MaxSessions, "max-sessions", relay.DefaultMaxSessions, "sessions the relay runs at once")
+	fs.IntVar(&l.MaxSessionsPerIP, "max-sessions-per-ip", relay.DefaultMaxSessionsPerIP, "sessions from one IP address at once")
 	fs.IntVar(&l.MaxStreams, "max-streams", relay.DefaultMaxStreams, "streams of each direction a QUIC or WebTransport peer may have open at once")
 	fs.DurationVar(&l.RequestTimeout, "request-timeout", engineDefaults.RequestTimeout, "time a new stream has to send its request, and a subscription to be confirmed upstream")
 	fs.DurationVar(&l.HandshakeTimeout, "handshake-timeout", relay.DefaultHandshakeTimeout, "time for HTTP request headers and a session handshake")
